@@ -1,0 +1,62 @@
+# elastic-jupyter: run `make help` for the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Tools are built from their Go modules into a cache outside the clone (hack/tools.sh).
+export ELASTIC_JUPYTER_CACHE ?= $(HOME)/.cache/elastic-jupyter
+TOOLS_BIN := $(ELASTIC_JUPYTER_CACHE)/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+export CGO_ENABLED ?= 0
+export GOFLAGS ?= -buildvcs=false
+
+VERSION ?= dev
+LDFLAGS := -s -w -X github.com/elastic-jupyter/elastic-jupyter/internal/version.Version=$(VERSION)
+GO_TEST_FLAGS ?= -timeout 40m
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/elastic-jupyter and bin/kernel-launcher (static).
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/elastic-jupyter ./cmd/elastic-jupyter
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/kernel-launcher ./cmd/kernel-launcher
+
+.PHONY: tools
+tools: ## Build the test tools (etcd, kube-*, kubectl, helm, controller-gen) into the cache.
+	hack/tools.sh
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (ipykernel, Jupyter Server, notebook).
+	hack/deps.sh
+
+.PHONY: manifests
+manifests: tools-controller-gen ## Generate deepcopy code and the CRDs in crds/.
+	hack/generate.sh
+
+.PHONY: verify
+verify: tools-controller-gen ## Fail when a generated file is out of date or edited by hand.
+	hack/verify.sh
+
+.PHONY: tools-controller-gen
+tools-controller-gen:
+	@hack/tools.sh controller-gen
+
+.PHONY: fmt-check
+fmt-check: ## Fail when a Go file is not gofmt-formatted.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [[ -n "$$out" ]]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: deps tools ## Install what the tests need, then vet, gofmt, verify and go test ./... .
+	$(MAKE) --no-print-directory vet fmt-check verify
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: clean
+clean: ## Remove bin/.
+	rm -rf bin

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and `make up` need, when missing: real ipykernels,
+# Jupyter Server and the classic notebook (the stock client of the gateway), all under
+# /usr/bin/python3. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket)
+packages+=("$@")
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "deps: Debian packages present: ${packages[*]}"
+  exit 0
+fi
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "deps: need root to install ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "deps: installing ${missing[*]} with apt-get ..."
+start=$SECONDS
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q "${missing[@]}"
+echo "deps: installed in $((SECONDS - start))s"

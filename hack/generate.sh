@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Generates the deepcopy functions of api/ and the CRD manifests in crds/ with controller-gen,
+# in the module rooted at $1 (default: this repository).
+set -euo pipefail
+root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+cache=${ELASTIC_JUPYTER_CACHE:-$HOME/.cache/elastic-jupyter}
+cg=$cache/bin/controller-gen
+[[ -x $cg ]] || { echo "generate: controller-gen missing in $cache/bin: run 'make tools'" >&2; exit 1; }
+cd "$root"
+"$cg" object:headerFile=hack/boilerplate.go.txt paths=./api/...
+# generateEmbeddedObjectMeta keeps the labels and annotations of embedded pod templates
+# through the API server's pruning.
+rm -f crds/*.yaml
+"$cg" crd:generateEmbeddedObjectMeta=true output:crd:artifacts:config=crds paths=./api/...
