@@ -34,6 +34,7 @@ type JupyterKernelTemplateStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=jkt,categories=jupyter
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.template.spec.containers[0].image`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type JupyterKernelTemplate struct {
 	metav1.TypeMeta `json:",inline"`

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -47,8 +48,9 @@ type Options struct {
 // collection of owned objects, namespace deletion, Deployments, node lifecycle (which removes
 // the not-ready taint of a node that reports Ready) and Service endpoints.
 var DefaultControllers = []string{
-	"garbagecollector", "namespace", "deployment", "replicaset", "nodelifecycle",
-	"endpoints", "endpointslice", "podgc", "taint-eviction-controller",
+	"garbage-collector-controller", "namespace-controller", "deployment-controller",
+	"replicaset-controller", "node-lifecycle-controller", "endpoints-controller",
+	"endpointslice-controller", "pod-garbage-collector-controller", "taint-eviction-controller",
 }
 
 // Env is a running control plane.
@@ -68,6 +70,7 @@ type Env struct {
 	Envtest *envtest.Environment
 
 	procs []*process
+	keep  bool
 }
 
 // RepoRoot returns the root of this repository (the directory holding go.mod).
@@ -107,6 +110,9 @@ func NewScheme() *kruntime.Scheme {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
 	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
 	if err := ejv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
@@ -127,6 +133,7 @@ func Start(opts Options) (_ *Env, retErr error) {
 	e := &Env{Dir: dir, Scheme: NewScheme()}
 	defer func() {
 		if retErr != nil {
+			e.keep = true // the logs explain the failure
 			_ = e.Stop()
 		}
 	}()
@@ -209,7 +216,7 @@ func (e *Env) Stop() error {
 		}
 		e.Envtest = nil
 	}
-	if e.Dir != "" && os.Getenv("TESTENV_KEEP") == "" && len(errs) == 0 {
+	if e.Dir != "" && os.Getenv("TESTENV_KEEP") == "" && !e.keep && len(errs) == 0 {
 		if err := os.RemoveAll(e.Dir); err != nil {
 			errs = append(errs, err)
 		}
