@@ -156,3 +156,6 @@ func joinHostPort(host string, port int) string {
 	}
 	return host + ":" + strconv.Itoa(port)
 }
+
+// ConnectionFilePlaceholder is replaced in a kernelspec's argv by the connection file's path.
+const ConnectionFilePlaceholder = "{connection_file}"

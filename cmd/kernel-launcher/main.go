@@ -1,0 +1,82 @@
+// Command kernel-launcher runs a Jupyter kernel inside its pod (see package launcher).
+//
+//	kernel-launcher install DIR
+//	kernel-launcher run [flags] -- ARGV...
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/elastic-jupyter/elastic-jupyter/launcher"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "install":
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: kernel-launcher install DIR")
+			os.Exit(2)
+		}
+		dst, err := launcher.Install(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kernel-launcher install:", err)
+			os.Exit(1)
+		}
+		fmt.Println("installed", dst)
+	case "run":
+		os.Exit(run(os.Args[2:]))
+	case "-h", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "kernel-launcher: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `Usage:
+  kernel-launcher install DIR           copy this binary to DIR/kernel-launcher
+  kernel-launcher run [flags] -- ARGV   run the kernel ARGV ({connection_file} is substituted)
+
+Run 'kernel-launcher run -h' for the flags.`)
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("kernel-launcher run", flag.ContinueOnError)
+	var cfg launcher.Config
+	fs.StringVar(&cfg.ConnectionFile, "connection-file", "", "the kernel's connection file (from its Secret; read-only)")
+	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", os.TempDir(), "a private writable directory for the kernel's copy of the connection file")
+	fs.StringVar(&cfg.IP, "ip", "0.0.0.0", "the address the kernel and the control port bind (the pod IP)")
+	fs.IntVar(&cfg.ControlPort, "control-port", launcher.DefaultControlPort, "the control port (-1: none)")
+	fs.StringVar(&cfg.InterruptMode, "interrupt-mode", launcher.InterruptSignal, "how the kernel is interrupted: signal or message")
+	fs.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "time between SIGTERM and SIGKILL when stopping the kernel")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.Argv = fs.Args()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "kernel-launcher: --log-level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "kernel-launcher")
+	status, err := launcher.Run(context.Background(), cfg)
+	if err != nil {
+		cfg.Log.Error("kernel launcher failed", "err", err.Error())
+		if status == 0 {
+			status = 1
+		}
+	}
+	return status
+}
