@@ -5,10 +5,10 @@ go 1.26.0
 require (
 	github.com/stretchr/testify v1.11.1
 	k8s.io/api v0.37.2
-	k8s.io/apiextensions-apiserver v0.37.0
+	k8s.io/apiextensions-apiserver v0.32.13
 	k8s.io/apimachinery v0.37.2
-	k8s.io/client-go v0.37.0
-	sigs.k8s.io/controller-runtime v0.25.2
+	k8s.io/client-go v0.32.13
+	sigs.k8s.io/controller-runtime v0.20.4
 )
 
 require (
@@ -37,6 +37,7 @@ require (
 	github.com/go-zeromq/zmq4 v0.17.0 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect

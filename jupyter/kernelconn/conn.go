@@ -39,6 +39,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// Limits bound what is accepted from the kernel (default jupyter.DefaultLimits).
 	Limits jupyter.Limits
+	// IOPubOnly connects only iopub and the heartbeat: for a gateway's activity monitor,
+	// which listens to a kernel without talking to it.
+	IOPubOnly bool
 	// OnError, if set, is told about messages dropped for a bad signature or malformed frames
 	// (never with the key).
 	OnError func(channel string, err error)
@@ -126,11 +129,11 @@ func (c *Conn) connect(ctx context.Context) error {
 		}, extra...)
 	}
 	id := zmq4.WithID(zmq4.SocketIdentity(c.opts.Session))
-	sockets := map[string]zmq4.Socket{
-		jupyter.ChannelShell:   zmq4.NewDealer(gctx, sockOpts(id)...),
-		jupyter.ChannelControl: zmq4.NewDealer(gctx, sockOpts(id)...),
-		jupyter.ChannelStdin:   zmq4.NewDealer(gctx, sockOpts(id)...),
-		jupyter.ChannelIOPub:   zmq4.NewSub(gctx, sockOpts()...),
+	sockets := map[string]zmq4.Socket{jupyter.ChannelIOPub: zmq4.NewSub(gctx, sockOpts()...)}
+	if !c.opts.IOPubOnly {
+		sockets[jupyter.ChannelShell] = zmq4.NewDealer(gctx, sockOpts(id)...)
+		sockets[jupyter.ChannelControl] = zmq4.NewDealer(gctx, sockOpts(id)...)
+		sockets[jupyter.ChannelStdin] = zmq4.NewDealer(gctx, sockOpts(id)...)
 	}
 	hb := zmq4.NewReq(gctx, sockOpts()...)
 	fail := func(err error) error {
@@ -142,7 +145,7 @@ func (c *Conn) connect(ctx context.Context) error {
 		return err
 	}
 	// Dial in parallel: each blocks until the kernel listens or retries run out.
-	errs := make(chan error, 5)
+	errs := make(chan error, len(sockets)+1)
 	dial := func(ch string, s zmq4.Socket) {
 		ep, err := c.info.Endpoint(ch)
 		if err == nil {
@@ -158,7 +161,7 @@ func (c *Conn) connect(ctx context.Context) error {
 	}
 	go dial(jupyter.ChannelHB, hb)
 	var firstErr error
-	for range 5 {
+	for range len(sockets) + 1 {
 		select {
 		case err := <-errs:
 			if err != nil && firstErr == nil {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/elastic-jupyter/elastic-jupyter/gateway"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
+)
+
+func init() {
+	register("gateway", "run the Jupyter kernel gateway", runGateway)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runGateway(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	listen := fs.String("listen", ":8888", "address to serve the Jupyter kernel gateway API on")
+	tokenFile := fs.String("auth-token-file", "", "file holding the token clients must send (empty: no token)")
+	prov := fs.String("provisioner", "kubernetes", "where kernels run: kubernetes (a pod each, from the gateway's JupyterGateway) or local (processes)")
+	logLevel := fs.String("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+	name := fs.String("name", "", "kubernetes: the name of this gateway's JupyterGateway")
+	namespace := fs.String("namespace", "", "kubernetes: its namespace (default: the pod's)")
+	kubeconfig := fs.String("kubeconfig", "", "kubernetes: a kubeconfig file (default: in-cluster or $KUBECONFIG)")
+	var kernelDirs stringList
+	fs.Var(&kernelDirs, "kernelspec-dir", "local: a Jupyter kernels directory (repeatable; default: Jupyter's usual ones)")
+	runtimeDir := fs.String("runtime-dir", "", "local: where connection files go (default: a private temporary directory)")
+	cullIdle := fs.Duration("cull-idle-timeout", 0, "local: cull kernels idle longer than this (0: never)")
+	cullInterval := fs.Duration("cull-interval", 300*time.Second, "local: how often to look for idle kernels")
+	cullPolicy := fs.String("cull-policy", gateway.CullDelete, "local: Delete or Suspend")
+	cullBusy := fs.Bool("cull-busy", false, "local: also cull busy kernels")
+	cullConnected := fs.Bool("cull-connected", false, "local: also cull kernels with connected clients")
+	var allowedEnv stringList
+	fs.Var(&allowedEnv, "allowed-env", "local: a variable name beyond KERNEL_* clients may pass (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	token := ""
+	if *tokenFile != "" {
+		data, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--auth-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" {
+			return fmt.Errorf("--auth-token-file %s is empty: write the token into it, or omit the flag to run without one", *tokenFile)
+		}
+	}
+	opts := gateway.Options{Token: token, Log: log, Version: version.Version}
+	switch *prov {
+	case "local":
+		if *cullPolicy != gateway.CullDelete && *cullPolicy != gateway.CullSuspend {
+			return fmt.Errorf("--cull-policy %q: use Delete or Suspend", *cullPolicy)
+		}
+		dir := *runtimeDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "elastic-jupyter-gateway-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		if len(kernelDirs) == 0 {
+			kernelDirs = gateway.DefaultKernelDirs()
+		}
+		lp := &gateway.LocalProvisioner{RuntimeDir: dir, Output: os.Stderr}
+		defer lp.Close()
+		opts.Provisioner = lp
+		opts.Specs = &gateway.DirSpecSource{Dirs: kernelDirs}
+		opts.Settings = gateway.StaticSettings{
+			CullIdleTimeout: *cullIdle, CullInterval: *cullInterval, CullPolicy: *cullPolicy,
+			CullBusy: *cullBusy, CullConnected: *cullConnected, AllowedEnv: allowedEnv,
+		}
+	case "kubernetes":
+		k, err := kubernetesGateway(ctx, *name, *namespace, *kubeconfig, log)
+		if err != nil {
+			return err
+		}
+		opts.Provisioner, opts.Specs, opts.Settings = k.Provisioner, k.Specs, k.Settings
+	default:
+		return fmt.Errorf("--provisioner %q: use kubernetes or local", *prov)
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", *listen, err)
+	}
+	return gateway.New(opts).Serve(ctx, l)
+}
+
+// newLogger returns a JSON logger at a Jupyter-style level name.
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToUpper(level) {
+	case "DEBUG":
+		l = slog.LevelDebug
+	case "INFO", "":
+		l = slog.LevelInfo
+	case "WARNING", "WARN":
+		l = slog.LevelWarn
+	case "ERROR":
+		l = slog.LevelError
+	default:
+		return nil, errors.New("--log-level " + level + ": use DEBUG, INFO, WARNING or ERROR")
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,103 @@
+package gateway_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStockJupyterServerDrivesKernelsThroughTheGateway uses Jupyter Server 1.23, started with
+// --gateway-url, exactly as a user's notebook server would: every call below goes to Jupyter
+// Server, which calls the gateway.
+func TestStockJupyterServerDrivesKernelsThroughTheGateway(t *testing.T) {
+	for _, token := range []string{"", "gateway-secret-token"} {
+		name := "without a token"
+		if token != "" {
+			name = "with a token"
+		}
+		t.Run(name, func(t *testing.T) {
+			gw := startGateway(t, token)
+			js := startJupyterServer(t, gw.URL, token)
+
+			var specs struct {
+				Default     string                    `json:"default"`
+				Kernelspecs map[string]map[string]any `json:"kernelspecs"`
+			}
+			require.Equal(t, 200, api(t, "GET", js.URL+"/api/kernelspecs", js.Token, nil, &specs))
+			assert.Equal(t, "python3", specs.Default)
+			assert.Contains(t, specs.Kernelspecs, "python3")
+			assert.Contains(t, specs.Kernelspecs, "python3-message")
+
+			var model map[string]any
+			require.Equal(t, 201, api(t, "POST", js.URL+"/api/kernels", js.Token, map[string]string{"name": "python3"}, &model))
+			id, _ := model["id"].(string)
+			require.NotEmpty(t, id)
+			assert.Equal(t, "python3", model["name"])
+
+			// The kernel runs behind the gateway, with the notebook server's KERNEL_* env.
+			var gwModel map[string]any
+			require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernels/"+id, token, nil, &gwModel))
+			assert.Equal(t, id, gwModel["id"])
+
+			ws := dialWS(t, js.URL+"/api/kernels/"+id+"/channels?session_id=s1", js.Token)
+			ex := ws.execute("print(6*7)", time.Minute)
+			assert.Equal(t, "ok", ex.status)
+			assert.Equal(t, "42\n", ex.stdout)
+			ex = ws.execute("import os; print(os.environ.get('KERNEL_USERNAME'))", time.Minute)
+			assert.Equal(t, "alice\n", ex.stdout, "the client's KERNEL_* env reaches the kernel")
+
+			// Interrupt a long cell through Jupyter Server's REST API.
+			req := ws.send("shell", "execute_request", map[string]any{"code": "import time\ntime.sleep(60)", "silent": false})
+			waitBusy(t, ws)
+			require.Equal(t, 204, api(t, "POST", js.URL+"/api/kernels/"+id+"/interrupt", js.Token, map[string]any{}, nil))
+			ex = ws.collect(req, 30*time.Second)
+			assert.Equal(t, "KeyboardInterrupt", ex.ename)
+
+			// Restart: the state is gone.
+			ws.execute("x = 1", time.Minute)
+			require.Equal(t, 200, api(t, "POST", js.URL+"/api/kernels/"+id+"/restart", js.Token, map[string]any{}, nil))
+			ws2 := dialWS(t, js.URL+"/api/kernels/"+id+"/channels?session_id=s2", js.Token)
+			ex = ws2.execute("print('x' in dir())", time.Minute)
+			assert.Equal(t, "False\n", ex.stdout)
+
+			// Shut down: gone from the gateway too.
+			require.Equal(t, 204, api(t, "DELETE", js.URL+"/api/kernels/"+id, js.Token, nil, nil))
+			assert.Equal(t, 404, api(t, "GET", gw.URL+"/api/kernels/"+id, token, nil, nil))
+		})
+	}
+}
+
+func TestJupyterServerWithoutTheTokenIsRefused(t *testing.T) {
+	gw := startGateway(t, "the-right-token")
+	js := startJupyterServer(t, gw.URL, "")
+	var out map[string]any
+	code := api(t, "POST", js.URL+"/api/kernels", js.Token, map[string]string{"name": "python3"}, &out)
+	assert.NotEqual(t, 201, code, "no kernel without the gateway's token")
+	var list []any
+	require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernels", "the-right-token", nil, &list))
+	assert.Empty(t, list)
+
+	wrong := startJupyterServer(t, gw.URL, "a-wrong-token")
+	code = api(t, "POST", wrong.URL+"/api/kernels", wrong.Token, map[string]string{"name": "python3"}, &out)
+	assert.NotEqual(t, 201, code)
+	assert.Equal(t, http.StatusForbidden, api(t, "GET", gw.URL+"/api/kernels", "a-wrong-token", nil, nil))
+}
+
+// waitBusy waits until the kernel reports busy on iopub.
+func waitBusy(t *testing.T, ws *wsClient) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case m := <-ws.msgs:
+			if st, ok := m.ExecutionState(); ok && st == "busy" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the kernel never went busy")
+		}
+	}
+}

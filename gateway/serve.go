@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Serve runs the gateway on l until ctx ends: restores kernels, culls, serves the API, then
+// shuts the server down gracefully. Kernels keep running (a restarted gateway restores them).
+func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
+	if err := g.Restore(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	errs := make(chan error, 1)
+	go func() { errs <- srv.Serve(l) }()
+	g.log.Info("gateway listening", "addr", l.Addr().String())
+	cullDone := make(chan struct{})
+	go func() {
+		defer close(cullDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(g.settings().CullInterval):
+			}
+			g.CullOnce(ctx)
+		}
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	g.Close()
+	<-cullDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return nil
+}
