@@ -57,7 +57,10 @@ func idleLongerThan(t *testing.T, gw *testGateway, id string, d time.Duration) {
 
 func TestCullDeleteRemovesAnIdleKernel(t *testing.T) {
 	gw := startGateway(t, "")
-	gw.Settings.set(func(s *gateway.Settings) { s.CullIdleTimeout = 500 * time.Millisecond; s.CullPolicy = gateway.CullDelete })
+	gw.Settings.set(func(s *gateway.Settings) {
+		s.CullIdleTimeout = 500 * time.Millisecond
+		s.CullPolicy = gateway.CullDelete
+	})
 	id := startKernel(t, gw)
 	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
 	pid := kernelPID(t, ws)
