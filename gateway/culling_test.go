@@ -78,8 +78,8 @@ func TestCullSparesBusyKernelsUnlessCullBusy(t *testing.T) {
 	gw.Settings.set(func(s *gateway.Settings) { s.CullIdleTimeout = 500 * time.Millisecond })
 	id := startKernel(t, gw)
 	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
-	ws.send("shell", "execute_request", map[string]any{"code": "import time\ntime.sleep(120)", "silent": false})
-	waitBusy(t, ws)
+	ws.send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
+	waitRunning(t, ws)
 	require.NoError(t, ws.ws.Close()) // nobody connected, the cell still runs
 	require.Eventually(t, func() bool {
 		m, _ := model(t, gw, id)

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,8 +51,8 @@ func TestStockJupyterServerDrivesKernelsThroughTheGateway(t *testing.T) {
 			assert.Equal(t, "alice\n", ex.stdout, "the client's KERNEL_* env reaches the kernel")
 
 			// Interrupt a long cell through Jupyter Server's REST API.
-			req := ws.send("shell", "execute_request", map[string]any{"code": "import time\ntime.sleep(60)", "silent": false})
-			waitBusy(t, ws)
+			req := ws.send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
+			waitRunning(t, ws)
 			require.Equal(t, 204, api(t, "POST", js.URL+"/api/kernels/"+id+"/interrupt", js.Token, map[string]any{}, nil))
 			ex = ws.collect(req, 30*time.Second)
 			assert.Equal(t, "KeyboardInterrupt", ex.ename)
@@ -86,18 +87,22 @@ func TestJupyterServerWithoutTheTokenIsRefused(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, api(t, "GET", gw.URL+"/api/kernels", "a-wrong-token", nil, nil))
 }
 
-// waitBusy waits until the kernel reports busy on iopub.
-func waitBusy(t *testing.T, ws *wsClient) {
+// sleepCell prints, then sleeps for a minute: once its output arrives, user code runs and an
+// interrupt lands in it (a SIGINT that arrives while ipykernel itself is busy may be lost).
+const sleepCell = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)"
+
+// waitRunning waits until the sleep cell's output arrives.
+func waitRunning(t *testing.T, ws *wsClient) {
 	t.Helper()
 	deadline := time.After(time.Minute)
 	for {
 		select {
 		case m := <-ws.msgs:
-			if st, ok := m.ExecutionState(); ok && st == "busy" {
+			if m.Header.MsgType == "stream" && strings.Contains(string(m.Content), "sleeping") {
 				return
 			}
 		case <-deadline:
-			t.Fatal("the kernel never went busy")
+			t.Fatal("the cell never started")
 		}
 	}
 }

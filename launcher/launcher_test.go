@@ -169,30 +169,38 @@ func TestInterruptThroughTheLauncher(t *testing.T) {
 	s := startLauncher(t, "127.0.0.10", nil)
 	s.waitReady(t)
 	c := s.connect(t)
-	type result struct {
-		res *kernelconn.ExecuteResult
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := c.Execute(timeout(t), "import time\ntime.sleep(60)")
-		done <- result{res, err}
-	}()
-	// ipykernel ignores SIGINT while idle, so an interrupt that arrives before the cell runs is
-	// lost: interrupt again every 2 s until the cell ends.
+	req, err := c.NewMessage("execute_request", map[string]any{"code": "import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "silent": false})
+	require.NoError(t, err)
+	require.NoError(t, c.Send(jupyter.ChannelShell, req))
 	var interruptedAt time.Time
-	var got result
-	for got.res == nil {
-		interruptedAt = time.Now()
-		require.NoError(t, s.client.Interrupt(timeout(t)))
+	ename := ""
+	ctx := timeout(t)
+	for {
+		var m *jupyter.Message
 		select {
-		case got = <-done:
-		case <-time.After(2 * time.Second):
+		case m = <-c.Messages():
+		case <-ctx.Done():
+			t.Fatal("no KeyboardInterrupt")
+		}
+		if m.Parent().MsgID != req.Header.MsgID {
+			continue
+		}
+		switch m.Header.MsgType {
+		case "stream":
+			// The cell runs user code now (SIGINT before that may hit ipykernel itself).
+			interruptedAt = time.Now()
+			require.NoError(t, s.client.Interrupt(ctx))
+		case "error":
+			var e struct{ Ename string }
+			require.NoError(t, m.DecodeContent(&e))
+			ename = e.Ename
+		}
+		if m.Header.MsgType == "execute_reply" {
+			break
 		}
 	}
-	require.NoError(t, got.err)
 	elapsed := time.Since(interruptedAt)
-	assert.Equal(t, "KeyboardInterrupt", got.res.EName)
+	assert.Equal(t, "KeyboardInterrupt", ename)
 	assert.Less(t, elapsed, 30*time.Second, "interrupted, not slept out")
 	t.Logf("KeyboardInterrupt %s after the interrupt", elapsed)
 }

@@ -88,14 +88,14 @@ func TestInterruptRequestOnControl(t *testing.T) {
 	errs := make(chan error, 1)
 	started := time.Now()
 	// The execute and the interrupt share Messages, so drive the wire by hand.
-	exec, err := c.NewMessage("execute_request", map[string]any{"code": "import time\ntime.sleep(60)", "silent": false})
+	exec, err := c.NewMessage("execute_request", map[string]any{"code": "import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "silent": false})
 	require.NoError(t, err)
 	require.NoError(t, c.Send(jupyter.ChannelShell, exec))
 	go func() {
 		res := &kernelconn.ExecuteResult{}
 		for m := range c.Messages() {
-			if m.Parent().MsgID == exec.Header.MsgID && m.Header.MsgType == "status" {
-				if st, _ := m.ExecutionState(); st == "busy" {
+			if m.Parent().MsgID == exec.Header.MsgID && m.Header.MsgType == "stream" {
+				{ // user code runs: interrupt it
 					intr, err := c.NewMessage("interrupt_request", nil)
 					if err != nil {
 						errs <- err
