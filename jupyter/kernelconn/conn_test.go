@@ -95,17 +95,16 @@ func TestInterruptRequestOnControl(t *testing.T) {
 		res := &kernelconn.ExecuteResult{}
 		for m := range c.Messages() {
 			if m.Parent().MsgID == exec.Header.MsgID && m.Header.MsgType == "stream" {
-				{ // user code runs: interrupt it
-					intr, err := c.NewMessage("interrupt_request", nil)
-					if err != nil {
-						errs <- err
-						return
-					}
-					started = time.Now()
-					if err := c.Send(jupyter.ChannelControl, intr); err != nil {
-						errs <- err
-						return
-					}
+				// User code runs: interrupt it.
+				intr, err := c.NewMessage("interrupt_request", nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				started = time.Now()
+				if err := c.Send(jupyter.ChannelControl, intr); err != nil {
+					errs <- err
+					return
 				}
 			}
 			if m.Parent().MsgID == exec.Header.MsgID && m.Header.MsgType == "error" {
