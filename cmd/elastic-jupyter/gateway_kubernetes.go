@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
@@ -15,6 +15,26 @@ type kubernetesParts struct {
 	Settings    gateway.SettingsSource
 }
 
-func kubernetesGateway(context.Context, string, string, string, *slog.Logger) (*kubernetesParts, error) {
-	return nil, errors.New("the kubernetes provisioner is not built yet")
+// kubernetesGateway connects to the cluster and follows the gateway's own JupyterGateway.
+func kubernetesGateway(ctx context.Context, name, namespace, kubeconfig string, log *slog.Logger) (*kubernetesParts, error) {
+	if name == "" {
+		return nil, fmt.Errorf("--name is required with --provisioner kubernetes: the name of this gateway's JupyterGateway")
+	}
+	if namespace == "" {
+		namespace = podNamespace()
+	}
+	if namespace == "" {
+		return nil, fmt.Errorf("--namespace is required outside a pod: the namespace of this gateway's JupyterGateway")
+	}
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	k, err := gateway.NewKubernetes(ctx, gateway.KubernetesOptions{Config: cfg, Name: name, Namespace: namespace, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	go k.Run(ctx)
+	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k}, nil
 }
+
