@@ -37,4 +37,3 @@ func kubernetesGateway(ctx context.Context, name, namespace, kubeconfig string, 
 	go k.Run(ctx)
 	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k}, nil
 }
-
