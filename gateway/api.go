@@ -61,7 +61,9 @@ func (g *Gateway) Handler() http.Handler {
 // authenticate requires the token (Authorization: token T, or ?token=T) when one is set.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.token != "" {
+		// GET /api tells only the version, as Jupyter Server's does: probes need no token.
+		public := r.Method == http.MethodGet && (r.URL.Path == "/api" || r.URL.Path == "/api/")
+		if g.token != "" && !public {
 			got := r.URL.Query().Get("token")
 			if auth := r.Header.Get("Authorization"); auth != "" {
 				scheme, value, _ := strings.Cut(auth, " ")

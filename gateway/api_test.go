@@ -111,6 +111,8 @@ func TestTokenInHeaderOrQuery(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
 
+	assert.Equal(t, 200, api(t, "GET", gw.URL+"/api", "", nil, nil), "the version endpoint is public, for probes")
+
 	open := startGateway(t, "")
 	assert.Equal(t, 200, api(t, "GET", open.URL+"/api/kernelspecs", "", nil, nil), "no token configured: the empty header is accepted")
 }
