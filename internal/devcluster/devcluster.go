@@ -1,0 +1,148 @@
+// Package devcluster runs the whole elastic-jupyter system on one machine without a container
+// runtime: etcd, kube-apiserver, kube-scheduler and kube-controller-manager (built from their Go
+// modules by hack/tools.sh), devnode with fake GPUs in place of a kubelet, and the controller
+// and webhook, all as background processes whose state, pids and logs live in one directory.
+// `make up` and `make down` drive it, and so do the end-to-end tests.
+package devcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config says where and how the local cluster runs.
+type Config struct {
+	// Dir holds the cluster's state: pki/, etcd/, logs/, pids/, kubeconfig, env.
+	Dir string
+	// ToolsBin holds etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kubectl.
+	ToolsBin string
+	// Root is this repository (crds/, examples/).
+	Root string
+	// ProjectBin holds the fresh elastic-jupyter and kernel-launcher builds.
+	ProjectBin string
+	// APIPort is kube-apiserver's port on 127.0.0.1 (default 6443).
+	APIPort int
+	// EtcdPort is etcd's client port on 127.0.0.1 (default 2379; the peer port is the next).
+	EtcdPort int
+	// WebhookPort is the webhook's port on 127.0.0.1 (default 9443).
+	WebhookPort int
+	// ControllerMetricsPort and ControllerHealthPort are the controller's (default 8080, 8081);
+	// the webhook uses the next two (8082, 8083).
+	ControllerMetricsPort, ControllerHealthPort int
+	// GPUs is the number of fake GPUs on the devnode (default 2).
+	GPUs int
+	// NodeName is the devnode's node (default "devnode").
+	NodeName string
+	// Attached ties every process to the caller (tests); otherwise they run on after it.
+	Attached bool
+}
+
+func (c *Config) defaults() {
+	if c.APIPort == 0 {
+		c.APIPort = 6443
+	}
+	if c.EtcdPort == 0 {
+		c.EtcdPort = 2379
+	}
+	if c.WebhookPort == 0 {
+		c.WebhookPort = 9443
+	}
+	if c.ControllerMetricsPort == 0 {
+		c.ControllerMetricsPort = 8080
+	}
+	if c.ControllerHealthPort == 0 {
+		c.ControllerHealthPort = 8081
+	}
+	if c.GPUs == 0 {
+		c.GPUs = 2
+	}
+	if c.NodeName == "" {
+		c.NodeName = "devnode"
+	}
+	if c.GPUs < 0 {
+		c.GPUs = 0
+	}
+	c.Dir, _ = filepath.Abs(c.Dir)
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	cfg   Config
+	out   io.Writer
+	pki   *pki
+	procs []*proc
+	// Kubeconfig is the admin kubeconfig's path.
+	Kubeconfig string
+}
+
+// componentOrder is the start order; Down stops in reverse.
+var componentOrder = []string{
+	"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager",
+	"devnode", "webhook", "controller",
+}
+
+// Down stops every process an earlier Up in dir started, and nothing else (pids are checked
+// against their working directory). It leaves logs and state for inspection.
+func Down(dir string, out io.Writer) error {
+	order := make([]string, len(componentOrder))
+	for i, n := range componentOrder {
+		order[len(order)-1-i] = n
+	}
+	if err := stopPidFiles(dir, order, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "down: stopped everything `make up` started in %s\n", dir)
+	return nil
+}
+
+// Stop stops this cluster's processes (see Down).
+func (cl *Cluster) Stop() error { return Down(cl.cfg.Dir, cl.out) }
+
+// Config returns the cluster's configuration, defaults filled in.
+func (cl *Cluster) Config() Config { return cl.cfg }
+
+// Up starts whatever of the cluster is not running yet and waits until it is ready. Running
+// it again is safe: it finds the running processes and starts only what is missing.
+func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
+	cfg.defaults()
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	p, err := loadOrCreatePKI(filepath.Join(cfg.Dir, "pki"))
+	if err != nil {
+		return nil, fmt.Errorf("creating the cluster's CA: %w", err)
+	}
+	cl := &Cluster{cfg: cfg, out: out, pki: p, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
+	if err := cl.upControlPlane(ctx); err != nil {
+		return cl, err
+	}
+	return cl, nil
+}
+
+// running reports whether the component recorded in Dir/pids runs.
+func (cl *Cluster) running(name string) bool {
+	data, err := os.ReadFile(filepath.Join(cl.cfg.Dir, "pids", name+".pid"))
+	if err != nil {
+		return false
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(data), &pid); err != nil {
+		return false
+	}
+	return alive(pid) && ours(pid, cl.cfg.Dir)
+}
+
+// upControlPlaneOnly starts just the control plane (for tests of this package).
+func upControlPlaneOnly(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
+	cfg.defaults()
+	p, err := loadOrCreatePKI(filepath.Join(cfg.Dir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	cl := &Cluster{cfg: cfg, out: out, pki: p, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
+	return cl, cl.upControlPlane(ctx)
+}

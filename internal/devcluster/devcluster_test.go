@@ -1,0 +1,60 @@
+package devcluster
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
+)
+
+// freeConfig is a Config on free ports in a temporary directory, tied to the test process.
+func freeConfig(t *testing.T) Config {
+	t.Helper()
+	ports, err := kerneltest.FreePorts("127.0.0.1", 6)
+	require.NoError(t, err)
+	etcd := ports[1]
+	return Config{
+		Dir: t.TempDir(), ToolsBin: testenv.BinDir(), Root: testenv.RepoRoot(),
+		APIPort: ports[0], EtcdPort: etcd, WebhookPort: ports[2],
+		ControllerMetricsPort: ports[3], ControllerHealthPort: ports[4], Attached: true,
+	}
+}
+
+func TestControlPlaneUpAndDown(t *testing.T) {
+	cfg := freeConfig(t)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := upControlPlaneOnly(ctx, cfg, &out)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(cfg.Dir, "logs", "kube-apiserver.log"))
+		t.Fatalf("%v\n%s\n%s", err, out.String(), log)
+	}
+	defer cl.Stop()
+
+	kubectl := exec.Command(filepath.Join(cfg.ToolsBin, "kubectl"), "--kubeconfig", cl.Kubeconfig, "get", "crd", "jupyterkernels.kubeflow.tkestack.io")
+	o, err := kubectl.CombinedOutput()
+	require.NoError(t, err, string(o))
+
+	pids := map[string]int{}
+	for _, p := range cl.procs {
+		pids[p.name] = p.pid
+	}
+	require.NoError(t, cl.Stop())
+	for name, pid := range pids {
+		assert.False(t, alive(pid), "%s still runs after Down", name)
+	}
+	files, _ := filepath.Glob(filepath.Join(cfg.Dir, "pids", "*.pid"))
+	assert.Empty(t, files)
+	_, err = os.Stat(filepath.Join(cfg.Dir, "logs", "kube-apiserver.log"))
+	assert.NoError(t, err, "logs stay for inspection")
+}
