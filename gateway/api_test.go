@@ -8,12 +8,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 )
 
 func TestKernelModelShape(t *testing.T) {
 	gw := startGateway(t, "")
 	var m map[string]any
-	require.Equal(t, 201, api(t, "POST", gw.URL+"/api/kernels", "", map[string]any{"name": "python3", "env": map[string]string{"KERNEL_USERNAME": "bob"}}, &m))
+	require.Equal(t, 201, jupytertest.API(t, "POST", gw.URL+"/api/kernels", "", map[string]any{"name": "python3", "env": map[string]string{"KERNEL_USERNAME": "bob"}}, &m))
 	// Jupyter Server's own routes accept only ids of this shape.
 	assert.Regexp(t, `^\w+-\w+-\w+-\w+-\w+$`, m["id"])
 	// Parsed strictly as %Y-%m-%dT%H:%M:%S.%fZ by the gateway client.
@@ -23,7 +25,7 @@ func TestKernelModelShape(t *testing.T) {
 	assert.Equal(t, "python3", m["name"])
 
 	var list []map[string]any
-	require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernels", "", nil, &list))
+	require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernels", "", nil, &list))
 	require.Len(t, list, 1)
 	assert.Equal(t, m["id"], list[0]["id"])
 }
@@ -38,7 +40,7 @@ func TestKernelspecsShapeAndResources(t *testing.T) {
 			Resources map[string]string `json:"resources"`
 		} `json:"kernelspecs"`
 	}
-	require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernelspecs?user=alice", "", nil, &specs))
+	require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs?user=alice", "", nil, &specs))
 	assert.Equal(t, "python3", specs.Default)
 	py := specs.Kernelspecs["python3"]
 	assert.Equal(t, "python3", py.Name)
@@ -62,7 +64,7 @@ func TestKernelspecsShapeAndResources(t *testing.T) {
 		assert.Equal(t, 404, resp.StatusCode, path)
 	}
 	var one map[string]any
-	require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernelspecs/python3-message", "", nil, &one))
+	require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs/python3-message", "", nil, &one))
 	assert.Equal(t, "message", one["spec"].(map[string]any)["interrupt_mode"])
 }
 
@@ -86,33 +88,33 @@ func TestBadRequestsAreExplained(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var e map[string]string
-			code := api(t, "POST", gw.URL+"/api/kernels", "", tc.body, &e)
+			code := jupytertest.API(t, "POST", gw.URL+"/api/kernels", "", tc.body, &e)
 			assert.Equal(t, tc.code, code)
 			assert.Contains(t, e["message"], tc.want)
 			assert.NotEmpty(t, e["reason"])
 		})
 	}
 	var list []any
-	require.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernels", "", nil, &list))
+	require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernels", "", nil, &list))
 	assert.Empty(t, list, "no kernel was half-created by a bad request")
 
 	var e map[string]string
-	assert.Equal(t, 404, api(t, "GET", gw.URL+"/api/kernels/00000000-0000-0000-0000-000000000000", "", nil, &e))
+	assert.Equal(t, 404, jupytertest.API(t, "GET", gw.URL+"/api/kernels/00000000-0000-0000-0000-000000000000", "", nil, &e))
 	assert.Equal(t, "Not Found", e["reason"])
-	assert.Equal(t, 404, api(t, "DELETE", gw.URL+"/api/kernels/00000000-0000-0000-0000-000000000000", "", nil, nil))
+	assert.Equal(t, 404, jupytertest.API(t, "DELETE", gw.URL+"/api/kernels/00000000-0000-0000-0000-000000000000", "", nil, nil))
 }
 
 func TestTokenInHeaderOrQuery(t *testing.T) {
 	gw := startGateway(t, "s3cret")
-	assert.Equal(t, 200, api(t, "GET", gw.URL+"/api/kernelspecs", "s3cret", nil, nil))
-	assert.Equal(t, 403, api(t, "GET", gw.URL+"/api/kernelspecs", "", nil, nil), "the empty 'token ' header is refused when a token is set")
+	assert.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs", "s3cret", nil, nil))
+	assert.Equal(t, 403, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs", "", nil, nil), "the empty 'token ' header is refused when a token is set")
 	resp, err := http.Get(gw.URL + "/api/kernelspecs?token=s3cret")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
 
-	assert.Equal(t, 200, api(t, "GET", gw.URL+"/api", "", nil, nil), "the version endpoint is public, for probes")
+	assert.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api", "", nil, nil), "the version endpoint is public, for probes")
 
 	open := startGateway(t, "")
-	assert.Equal(t, 200, api(t, "GET", open.URL+"/api/kernelspecs", "", nil, nil), "no token configured: the empty header is accepted")
+	assert.Equal(t, 200, jupytertest.API(t, "GET", open.URL+"/api/kernelspecs", "", nil, nil), "no token configured: the empty header is accepted")
 }

@@ -12,29 +12,30 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 )
 
 // startKernel starts a python3 kernel directly on the gateway and returns its id.
 func startKernel(t *testing.T, gw *testGateway) string {
 	t.Helper()
 	var model map[string]any
-	require.Equal(t, 201, api(t, "POST", gw.URL+"/api/kernels", gw.Token, map[string]any{"name": "python3"}, &model))
+	require.Equal(t, 201, jupytertest.API(t, "POST", gw.URL+"/api/kernels", gw.Token, map[string]any{"name": "python3"}, &model))
 	return model["id"].(string)
 }
 
 func model(t *testing.T, gw *testGateway, id string) (map[string]any, int) {
 	t.Helper()
 	var m map[string]any
-	code := api(t, "GET", gw.URL+"/api/kernels/"+id, gw.Token, nil, &m)
+	code := jupytertest.API(t, "GET", gw.URL+"/api/kernels/"+id, gw.Token, nil, &m)
 	return m, code
 }
 
 // kernelPID asks the kernel for its pid through a websocket.
-func kernelPID(t *testing.T, ws *wsClient) int {
+func kernelPID(t *testing.T, ws *jupytertest.WSClient) int {
 	t.Helper()
-	ex := ws.execute("import os; print(os.getpid())", time.Minute)
-	pid, err := strconv.Atoi(strings.TrimSpace(ex.stdout))
-	require.NoError(t, err, ex.stdout)
+	ex := ws.Execute("import os; print(os.getpid())", time.Minute)
+	pid, err := strconv.Atoi(strings.TrimSpace(ex.Stdout))
+	require.NoError(t, err, ex.Stdout)
 	return pid
 }
 
@@ -62,9 +63,9 @@ func TestCullDeleteRemovesAnIdleKernel(t *testing.T) {
 		s.CullPolicy = gateway.CullDelete
 	})
 	id := startKernel(t, gw)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
 	pid := kernelPID(t, ws)
-	require.NoError(t, ws.ws.Close())
+	require.NoError(t, ws.WS.Close())
 	require.Eventually(t, func() bool {
 		gw.G.CullOnce(context.Background())
 		_, code := model(t, gw, id)
@@ -77,10 +78,10 @@ func TestCullSparesBusyKernelsUnlessCullBusy(t *testing.T) {
 	gw := startGateway(t, "")
 	gw.Settings.set(func(s *gateway.Settings) { s.CullIdleTimeout = 500 * time.Millisecond })
 	id := startKernel(t, gw)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
-	ws.send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	ws.Send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
 	waitRunning(t, ws)
-	require.NoError(t, ws.ws.Close()) // nobody connected, the cell still runs
+	require.NoError(t, ws.WS.Close()) // nobody connected, the cell still runs
 	require.Eventually(t, func() bool {
 		m, _ := model(t, gw, id)
 		return m["connections"].(float64) == 0
@@ -102,7 +103,7 @@ func TestCullSparesConnectedKernelsUnlessCullConnected(t *testing.T) {
 	gw := startGateway(t, "")
 	gw.Settings.set(func(s *gateway.Settings) { s.CullIdleTimeout = 500 * time.Millisecond })
 	id := startKernel(t, gw)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
 	idleLongerThan(t, gw, id, time.Second)
 
 	gw.G.CullOnce(context.Background())
@@ -115,9 +116,9 @@ func TestCullSparesConnectedKernelsUnlessCullConnected(t *testing.T) {
 	_, code = model(t, gw, id)
 	assert.Equal(t, 404, code, "with cullConnected it is")
 	select {
-	case _, open := <-ws.msgs:
+	case _, open := <-ws.Msgs:
 		for open {
-			_, open = <-ws.msgs
+			_, open = <-ws.Msgs
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the websocket of a deleted kernel stays open")
@@ -132,7 +133,7 @@ func TestCullSuspendFreesTheKernelAndTheNextExecuteResumesIt(t *testing.T) {
 		s.CullConnected = true
 	})
 	id := startKernel(t, gw)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
 	pid := kernelPID(t, ws)
 	idleLongerThan(t, gw, id, time.Second)
 
@@ -144,10 +145,10 @@ func TestCullSuspendFreesTheKernelAndTheNextExecuteResumesIt(t *testing.T) {
 	assert.Eventually(t, func() bool { return processGone(pid) }, 30*time.Second, 50*time.Millisecond, "its process is gone")
 
 	// The same websocket, still open: the next execute resumes the kernel and is answered.
-	ex := ws.execute("print('back')", 2*time.Minute)
-	assert.Equal(t, "ok", ex.status)
-	assert.Equal(t, "back\n", ex.stdout)
-	assert.Contains(t, ex.statuses, "starting", "the client saw the kernel starting")
+	ex := ws.Execute("print('back')", 2*time.Minute)
+	assert.Equal(t, "ok", ex.Status)
+	assert.Equal(t, "back\n", ex.Stdout)
+	assert.Contains(t, ex.Statuses, "starting", "the client saw the kernel starting")
 	m, _ = model(t, gw, id)
 	assert.Equal(t, false, m["suspended"])
 	assert.NotEqual(t, pid, kernelPID(t, ws), "a fresh kernel process")
@@ -156,7 +157,7 @@ func TestCullSuspendFreesTheKernelAndTheNextExecuteResumesIt(t *testing.T) {
 func TestDeadKernelIsCulledAtOnce(t *testing.T) {
 	gw := startGateway(t, "")
 	id := startKernel(t, gw) // culling by idleness is off (timeout 0)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
 	pid := kernelPID(t, ws)
 	p, err := os.FindProcess(pid)
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -61,12 +62,12 @@ func TestV1SubprotocolWhenTheClientOffersIt(t *testing.T) {
 func TestInterruptModeMessageUsesTheControlChannel(t *testing.T) {
 	gw := startGateway(t, "")
 	var m map[string]any
-	require.Equal(t, 201, api(t, "POST", gw.URL+"/api/kernels", "", map[string]any{"name": "python3-message"}, &m))
+	require.Equal(t, 201, jupytertest.API(t, "POST", gw.URL+"/api/kernels", "", map[string]any{"name": "python3-message"}, &m))
 	id := m["id"].(string)
-	ws := dialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
-	req := ws.send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
+	ws := jupytertest.DialWS(t, gw.URL+"/api/kernels/"+id+"/channels", "")
+	req := ws.Send("shell", "execute_request", map[string]any{"code": sleepCell, "silent": false})
 	waitRunning(t, ws)
-	require.Equal(t, 204, api(t, "POST", gw.URL+"/api/kernels/"+id+"/interrupt", "", map[string]any{}, nil))
-	ex := ws.collect(req, 30*time.Second)
-	assert.Equal(t, "KeyboardInterrupt", ex.ename)
+	require.Equal(t, 204, jupytertest.API(t, "POST", gw.URL+"/api/kernels/"+id+"/interrupt", "", map[string]any{}, nil))
+	ex := ws.Collect(req, 30*time.Second)
+	assert.Equal(t, "KeyboardInterrupt", ex.EName)
 }

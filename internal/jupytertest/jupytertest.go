@@ -1,0 +1,260 @@
+// Package jupytertest drives Jupyter from tests as a user's browser and notebook server would:
+// Debian's stock Jupyter Server, its REST API, and kernel websockets in Jupyter's legacy
+// protocol.
+package jupytertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
+)
+
+// LogWriter sends output to the test log.
+type LogWriter struct{ T testing.TB }
+
+// Write implements io.Writer.
+func (w LogWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // the test may have ended
+	w.T.Logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+// API calls a Jupyter REST API (ours or Jupyter Server's) and decodes the JSON answer.
+func API(t testing.TB, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "token "+token)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil && len(data) > 0 {
+		require.NoError(t, json.Unmarshal(data, out), "%s %s: %s", method, url, data)
+	}
+	return resp.StatusCode
+}
+
+// WSClient speaks Jupyter's legacy websocket protocol, as a browser does.
+type WSClient struct {
+	t testing.TB
+	// WS is the websocket.
+	WS      *websocket.Conn
+	session string
+	// Msgs delivers what the kernel sends; closed with the websocket.
+	Msgs chan *jupyter.Message
+}
+
+// DialWS connects to a kernel websocket (ws:// or http:// URL) and handshakes.
+func DialWS(t testing.TB, url, token string) *WSClient {
+	t.Helper()
+	url = strings.Replace(url, "http://", "ws://", 1)
+	h := http.Header{}
+	h.Set("Authorization", "token "+token)
+	ws, resp, err := websocket.DefaultDialer.Dial(url, h)
+	if resp != nil && resp.Body != nil {
+		defer resp.Body.Close()
+	}
+	require.NoError(t, err)
+	c := &WSClient{t: t, WS: ws, session: jupyter.NewID(), Msgs: make(chan *jupyter.Message, 1024)}
+	go func() {
+		defer close(c.Msgs)
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var m *jupyter.Message
+			if typ == websocket.TextMessage {
+				m, err = jupyter.DecodeWSJSON(data, jupyter.DefaultLimits)
+			} else {
+				m, err = jupyter.DecodeWSBinary(data, jupyter.DefaultLimits)
+			}
+			if err == nil {
+				c.Msgs <- m
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = ws.Close() })
+	c.Handshake()
+	return c
+}
+
+// Handshake sends kernel_info_request until one is answered, as frontends do on connect:
+// Jupyter Server 1.23 drops messages that arrive before its own websocket to the gateway is
+// open, so the first request may be lost.
+func (c *WSClient) Handshake() {
+	c.t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		req := c.Send("shell", "kernel_info_request", map[string]any{})
+		wait := time.After(time.Second)
+	recv:
+		for {
+			select {
+			case m, ok := <-c.Msgs:
+				if !ok {
+					c.t.Fatal("the websocket closed during the handshake")
+				}
+				if m.Header.MsgType == "kernel_info_reply" && m.Parent().MsgID == req.Header.MsgID {
+					return
+				}
+			case <-wait:
+				break recv
+			case <-deadline:
+				c.t.Fatal("no kernel_info_reply through the websocket")
+			}
+		}
+	}
+}
+
+// Send sends a message of msgType on channel.
+func (c *WSClient) Send(channel, msgType string, content any) *jupyter.Message {
+	c.t.Helper()
+	m, err := jupyter.NewMessage(msgType, c.session, "tester", content, nil)
+	require.NoError(c.t, err)
+	m.Channel = channel
+	data, err := jupyter.EncodeWSJSON(m)
+	require.NoError(c.t, err)
+	require.NoError(c.t, c.WS.WriteMessage(websocket.TextMessage, data))
+	return m
+}
+
+// Execution is what an execute_request produced, as seen through a websocket.
+type Execution struct {
+	// Stdout is the stream output.
+	Stdout string
+	// EName is the error name, if the cell raised.
+	EName string
+	// Status is the execute_reply status.
+	Status string
+	// Statuses are the iopub execution states seen, in order.
+	Statuses []string // iopub execution states seen, in order (the gateway's "starting" included)
+}
+
+// Execute runs code and collects its outputs until the reply and the idle status arrive.
+func (c *WSClient) Execute(code string, timeout time.Duration) Execution {
+	c.t.Helper()
+	req := c.Send("shell", "execute_request", map[string]any{"code": code, "silent": false, "store_history": true, "allow_stdin": false})
+	return c.Collect(req, timeout)
+}
+
+// Collect gathers the outputs of req until its reply and the idle status arrive.
+func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Execution {
+	c.t.Helper()
+	var ex Execution
+	var out strings.Builder
+	replied, idle := false, false
+	deadline := time.After(timeout)
+	for !replied || !idle {
+		select {
+		case m, ok := <-c.Msgs:
+			if !ok {
+				c.t.Fatalf("the websocket closed while waiting for %s", req.Header.MsgType)
+			}
+			if st, isStatus := m.ExecutionState(); isStatus {
+				ex.Statuses = append(ex.Statuses, st)
+			}
+			if m.Parent().MsgID != req.Header.MsgID {
+				continue
+			}
+			switch m.Header.MsgType {
+			case "stream":
+				var s struct{ Text string }
+				_ = json.Unmarshal(m.Content, &s)
+				out.WriteString(s.Text)
+			case "error":
+				var e struct{ Ename string }
+				_ = json.Unmarshal(m.Content, &e)
+				ex.EName = e.Ename
+			case "execute_reply":
+				var r struct{ Status string }
+				_ = json.Unmarshal(m.Content, &r)
+				ex.Status, replied = r.Status, true
+			case "status":
+				if st, _ := m.ExecutionState(); st == "idle" {
+					idle = true
+				}
+			}
+		case <-deadline:
+			c.t.Fatalf("no complete answer to %s within %s (stdout so far %q)", req.Header.MsgType, timeout, out.String())
+		}
+	}
+	ex.Stdout = out.String()
+	return ex
+}
+
+// JupyterServer is Debian's stock Jupyter Server.
+type JupyterServer struct {
+	URL   string
+	Token string
+}
+
+// StartJupyterServer runs Jupyter Server 1.23, with --gateway-url when gatewayURL is set
+// (gatewayToken is what it sends to the gateway), else with its own local kernels.
+func StartJupyterServer(t testing.TB, gatewayURL, gatewayToken string) *JupyterServer {
+	t.Helper()
+	ports, err := kerneltest.FreePorts("127.0.0.1", 1)
+	require.NoError(t, err)
+	home := t.TempDir()
+	token := "notebook-" + jupyter.NewID()
+	args := []string{"-m", "jupyter_server", "--allow-root", "--no-browser",
+		"--ServerApp.ip=127.0.0.1", "--ServerApp.port=" + strconv.Itoa(ports[0]), "--ServerApp.port_retries=0",
+		"--ServerApp.token=" + token, "--ServerApp.root_dir=" + home}
+	if gatewayURL != "" {
+		args = append(args, "--gateway-url="+gatewayURL, "--GatewayClient.request_timeout=120")
+	}
+	if gatewayToken != "" {
+		args = append(args, "--GatewayClient.auth_token="+gatewayToken)
+	}
+	cmd := exec.Command(kerneltest.Python, args...)
+	cmd.Env = append(kerneltest.Env(home), "JUPYTER_CONFIG_DIR="+filepath.Join(home, "config"),
+		"JUPYTER_DATA_DIR="+filepath.Join(home, "data"), "KERNEL_USERNAME=alice", "KERNEL_LAUNCH_TIMEOUT=60")
+	cmd.Dir = home
+	cmd.Stdout, cmd.Stderr = LogWriter{T: t}, LogWriter{T: t}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	js := &JupyterServer{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Token: token}
+	require.Eventually(t, func() bool {
+		select {
+		case <-exited:
+			t.Fatal("jupyter server exited")
+		default:
+		}
+		resp, err := http.Get(js.URL + "/api?token=" + token)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 60*time.Second, 100*time.Millisecond, "jupyter server starts")
+	return js
+}
