@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/elastic-jupyter/elastic-jupyter/controller"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
+)
+
+func init() {
+	register("controller", "run the controller (notebooks, gateways, kernels, kernelspecs, templates)", runController)
+}
+
+// resourceList is a repeatable resource-name flag.
+type resourceList []corev1.ResourceName
+
+func (l *resourceList) String() string {
+	s := make([]string, len(*l))
+	for i, n := range *l {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *resourceList) Set(v string) error {
+	*l = append(*l, corev1.ResourceName(v))
+	return nil
+}
+
+func runController(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the metrics endpoint (0 turns it off)")
+	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	leaderElect := fs.Bool("leader-elect", true, "elect one active controller among the replicas")
+	leaderNS := fs.String("leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
+	kubeconfig := fs.String("kubeconfig", "", "a kubeconfig file (default: in-cluster or $KUBECONFIG)")
+	image := fs.String("image", version.Image(), "image of gateways whose spec.image is empty")
+	notebookImage := fs.String("notebook-image", controller.DefaultNotebookImage, "image of notebook servers whose template names none")
+	var gpus resourceList
+	fs.Var(&gpus, "gpu-resource", "a resource name counted as GPUs besides those containing \"gpu\", such as nvidia.com/mig-1g.10gb (repeatable)")
+	zopts := zap.Options{}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
+		MetricsAddr: *metricsAddr, ProbeAddr: *probeAddr,
+		LeaderElection: *leaderElect, LeaderElectionNamespace: *leaderNS,
+	})
+	if err != nil {
+		return err
+	}
+	if err := controller.SetupWithManager(mgr, controller.Options{GatewayImage: *image, NotebookImage: *notebookImage, GPUResources: gpus}); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("controller").Info("starting", "version", version.Version, "gatewayImage", *image, "notebookImage", *notebookImage)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+)
+
+// FieldOwner is the field manager of everything the controller writes.
+const FieldOwner = "elastic-jupyter"
+
+// Event types.
+const (
+	eventNormal  = "Normal"
+	eventWarning = "Warning"
+)
+
+// commonLabels are the labels of every object made for an owner CR.
+func commonLabels(component, instance string) map[string]string {
+	return map[string]string{
+		ejv1.LabelName:      "elastic-jupyter",
+		ejv1.LabelComponent: component,
+		ejv1.LabelInstance:  instance,
+		ejv1.LabelManagedBy: ejv1.ManagedBy,
+	}
+}
+
+// selectorLabels are the labels that select a notebook's or a gateway's pods. They never
+// change, since a Deployment's selector is immutable.
+func selectorLabels(component, instance string) map[string]string {
+	return map[string]string{
+		ejv1.LabelComponent: component,
+		ejv1.LabelInstance:  instance,
+	}
+}
+
+// mergeMaps returns a copy of base with over laid on top.
+func mergeMaps(base, over map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+// setCondition sets a condition with the object's generation.
+func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
+	})
+}
+
+// patchStatus writes obj's status with a merge patch against orig, only when it changed. A
+// merge patch carries only the fields this controller changed, so fields other writers own
+// (the gateway's activity fields on kernels) are never overwritten.
+func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, statusOf func(client.Object) any) error {
+	if equality.Semantic.DeepEqual(statusOf(obj), statusOf(orig)) {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig), client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("writing the status of %s: %w", client.ObjectKeyFromObject(obj), err)
+	}
+	return nil
+}
+
+// apply writes obj with server-side apply as FieldOwner, taking over fields others changed.
+// obj holds exactly the fields the controller wants set: the API server keeps fields other
+// managers own, removes fields the controller set before and no longer sets, and writes
+// nothing when nothing changed (so an unchanged object keeps its resourceVersion).
+func apply(ctx context.Context, c client.Client, obj client.Object) error {
+	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("converting %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
+	}
+	delete(m, "status")
+	pruneNulls(m)
+	u := &unstructured.Unstructured{Object: m}
+	u.SetGroupVersionKind(gvk)
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", gvk.Kind, client.ObjectKeyFromObject(obj), err)
+	}
+	return nil
+}
+
+// pruneNulls removes the nulls of an object converted from a Go struct (creationTimestamp:
+// null and the like), so the controller claims no field it never set. Empty maps stay: some
+// mean something (emptyDir: {}).
+func pruneNulls(m map[string]any) {
+	for k, v := range m {
+		switch t := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			pruneNulls(t)
+		case []any:
+			for _, e := range t {
+				if em, ok := e.(map[string]any); ok {
+					pruneNulls(em)
+				}
+			}
+		}
+	}
+}
+
+// ownedBy reports whether obj's controller reference is the object with the given UID.
+func ownedBy(obj metav1.Object, owner metav1.Object) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == owner.GetUID()
+}

@@ -1,0 +1,287 @@
+package controller
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+)
+
+// The notebook server's defaults and the environment through which it gets its settings.
+const (
+	// NotebookContainer is the name of the notebook server's container.
+	NotebookContainer = "notebook"
+	// NotebookConfigDir is where a notebook's Jupyter configuration (from its ConfigMap) is
+	// mounted; JUPYTER_CONFIG_PATH points there.
+	NotebookConfigDir = "/etc/elastic-jupyter/notebook"
+	// NotebookAuthSecretSuffix is appended to a notebook's name to name the auth Secret the
+	// controller makes.
+	NotebookAuthSecretSuffix = "-auth"
+	// NotebookGatewayTokenSuffix is appended to a notebook's name to name its copy of a
+	// gateway token from another namespace.
+	NotebookGatewayTokenSuffix = "-gateway-token"
+	// NotebookConfigSuffix is appended to a notebook's name to name its Jupyter configuration
+	// ConfigMap.
+	NotebookConfigSuffix = "-config"
+
+	// The stock Jupyter images' user (jovyan) and group (users).
+	notebookUID = 1000
+	notebookGID = 100
+
+	// notebookRequestMargin is added to a gateway's launchTimeout for the notebook's
+	// gateway request timeout, so the gateway, not the notebook, reports a slow start.
+	notebookRequestMargin = 30
+)
+
+// Environment variables of the notebook server.
+const (
+	EnvGatewayURL       = "JUPYTER_GATEWAY_URL"
+	EnvGatewayToken     = "JUPYTER_GATEWAY_AUTH_TOKEN"
+	EnvGatewayTimeout   = "JUPYTER_GATEWAY_REQUEST_TIMEOUT"
+	EnvNotebookToken    = "JUPYTER_TOKEN"
+	EnvNotebookPassword = "JUPYTER_PASSWORD"
+	EnvJupyterConfig    = "JUPYTER_CONFIG_PATH"
+)
+
+// notebookCommand is the notebook server's default command: it works with the stock images
+// (Notebook 7 on Jupyter Server) and with Notebook 6.
+var notebookCommand = []string{"jupyter", "notebook", "--ip=0.0.0.0", "--port=8888", "--no-browser"}
+
+// notebookNoAuthArgs turn authentication off (auth.mode: disable), for Notebook 6
+// (NotebookApp) and Jupyter Server (ServerApp) alike.
+var notebookNoAuthArgs = []string{
+	"--NotebookApp.token=", "--NotebookApp.password=",
+	"--ServerApp.token=", "--ServerApp.password=",
+}
+
+// notebookPasswordConfig is the Jupyter configuration that takes the password from the
+// environment (from the auth Secret), so it is never an argument. A plain password is hashed
+// at start; a hash (argon2:..., sha1:...) is used as it is.
+const notebookPasswordConfig = `# Written by elastic-jupyter: the password comes from the notebook's auth Secret through
+# the environment, never from an argument.
+import os
+
+_password = os.environ.get("JUPYTER_PASSWORD", "")
+if _password:
+    if not _password.startswith(("argon2:", "sha1:", "sha256:", "sha512:")):
+        try:
+            from jupyter_server.auth import passwd
+        except ImportError:
+            from notebook.auth import passwd
+        _password = passwd(_password)
+    c.NotebookApp.password = _password
+    c.ServerApp.password = _password
+`
+
+// notebookAuthEnabled reports whether the notebook requires a token or password (the
+// default).
+func notebookAuthEnabled(nb *ejv1.JupyterNotebook) bool {
+	return nb.Spec.Auth == nil || nb.Spec.Auth.Mode != ejv1.ModeJupyterAuthDisable
+}
+
+// NotebookAuthSecretName is the Secret holding a notebook's token and/or password:
+// spec.auth.secretRef, or "<notebook>-auth".
+func NotebookAuthSecretName(nb *ejv1.JupyterNotebook) string {
+	if a := nb.Spec.Auth; a != nil && a.SecretRef != nil && a.SecretRef.Name != "" {
+		return a.SecretRef.Name
+	}
+	return nb.Name + NotebookAuthSecretSuffix
+}
+
+// notebookLiteralAuth reports whether the notebook's credentials are literals in its spec
+// (the original project's token and password fields) rather than a Secret of the user's.
+func notebookLiteralAuth(nb *ejv1.JupyterNotebook) bool {
+	a := nb.Spec.Auth
+	return a != nil && (a.SecretRef == nil || a.SecretRef.Name == "") && (a.Token != nil || a.Password != nil)
+}
+
+// desiredNotebookLiteralSecret is "<notebook>-auth" holding the literal token and password.
+func desiredNotebookLiteralSecret(nb *ejv1.JupyterNotebook) *corev1.Secret {
+	data := map[string][]byte{}
+	if t := nb.Spec.Auth.Token; t != nil {
+		data[TokenKey] = []byte(*t)
+	}
+	if p := nb.Spec.Auth.Password; p != nil {
+		data[PasswordKey] = []byte(*p)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: NotebookAuthSecretName(nb), Namespace: nb.Namespace, Labels: commonLabels(ejv1.ComponentNotebook, nb.Name)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+}
+
+// newNotebookTokenSecret is "<notebook>-auth" with a random token (32 bytes, hex).
+func newNotebookTokenSecret(nb *ejv1.JupyterNotebook) (*corev1.Secret, error) {
+	token, err := randomHex(32)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: NotebookAuthSecretName(nb), Namespace: nb.Namespace, Labels: commonLabels(ejv1.ComponentNotebook, nb.Name)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{TokenKey: []byte(token)},
+	}, nil
+}
+
+// desiredNotebookConfig is the notebook's Jupyter configuration ConfigMap.
+func desiredNotebookConfig(nb *ejv1.JupyterNotebook) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: nb.Name + NotebookConfigSuffix, Namespace: nb.Namespace, Labels: commonLabels(ejv1.ComponentNotebook, nb.Name)},
+		Data: map[string]string{
+			"jupyter_notebook_config.py": notebookPasswordConfig,
+			"jupyter_server_config.py":   notebookPasswordConfig,
+		},
+	}
+}
+
+// notebookGatewayKey is the gateway a notebook names; the namespace defaults to the
+// notebook's.
+func notebookGatewayKey(nb *ejv1.JupyterNotebook) types.NamespacedName {
+	return types.NamespacedName{Namespace: nonEmpty(nb.Spec.Gateway.Namespace, nb.Namespace), Name: nb.Spec.Gateway.Name}
+}
+
+// notebookGateway is what a notebook's Deployment needs to know about its gateway.
+type notebookGateway struct {
+	// URL is the gateway's in-cluster URL.
+	URL string
+	// TokenSecret is the Secret, in the notebook's namespace, whose key "token" holds the
+	// gateway's token; empty when the gateway takes none.
+	TokenSecret string
+	// LaunchTimeout is the gateway's launchTimeout in seconds.
+	LaunchTimeout int32
+}
+
+// desiredNotebookDeployment is the notebook server: the user's template merged over the
+// defaults (the stock image, `jupyter notebook`, non-root, probes on /api), then the
+// settings that are not the user's to change: the gateway URL and token and the credentials,
+// all through the environment from Secrets, never as arguments.
+func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *notebookGateway) (*appsv1.Deployment, error) {
+	tmpl, err := mergePodTemplate(defaultNotebookTemplate(image), nb.Spec.Template)
+	if err != nil {
+		return nil, fmt.Errorf("spec.template: %w", err)
+	}
+	i := mainContainer(&tmpl.Spec, NotebookContainer)
+	c := &tmpl.Spec.Containers[i]
+	if c.Image == "" {
+		c.Image = image
+	}
+	if len(c.Command) == 0 && len(c.Args) == 0 {
+		c.Command = append([]string(nil), notebookCommand...)
+	}
+	var env []corev1.EnvVar
+	if gw != nil {
+		env = append(env,
+			corev1.EnvVar{Name: EnvGatewayURL, Value: gw.URL},
+			corev1.EnvVar{Name: EnvGatewayTimeout, Value: strconv.Itoa(int(gw.LaunchTimeout) + notebookRequestMargin)},
+		)
+		if gw.TokenSecret != "" {
+			env = append(env, secretEnv(EnvGatewayToken, gw.TokenSecret, TokenKey, false))
+		}
+	}
+	if notebookAuthEnabled(nb) {
+		secret := NotebookAuthSecretName(nb)
+		env = append(env,
+			secretEnv(EnvNotebookToken, secret, TokenKey, true),
+			secretEnv(EnvNotebookPassword, secret, PasswordKey, true),
+			corev1.EnvVar{Name: EnvJupyterConfig, Value: NotebookConfigDir},
+		)
+		c.VolumeMounts = mergeMounts(c.VolumeMounts, corev1.VolumeMount{Name: "elastic-jupyter-config", MountPath: NotebookConfigDir, ReadOnly: true})
+		tmpl.Spec.Volumes = mergeVolumes(tmpl.Spec.Volumes, corev1.Volume{Name: "elastic-jupyter-config", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: nb.Name + NotebookConfigSuffix}},
+		}})
+	} else {
+		c.Args = append(c.Args, notebookNoAuthArgs...)
+	}
+	c.Env = mergeEnv(c.Env, env...)
+
+	labels := commonLabels(ejv1.ComponentNotebook, nb.Name)
+	tmpl.Labels = mergeMaps(tmpl.Labels, labels)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: nb.Name, Namespace: nb.Namespace, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(ejv1.ComponentNotebook, nb.Name)},
+			Template: *tmpl,
+		},
+	}, nil
+}
+
+// defaultNotebookTemplate is the notebook pod a user's template is merged over.
+func defaultNotebookTemplate(image string) *corev1.PodTemplateSpec {
+	probe := func(delay, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/api", Port: intstr.FromString("http")}},
+			InitialDelaySeconds: delay, PeriodSeconds: period, FailureThreshold: failures,
+		}
+	}
+	return &corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{
+			Name:  NotebookContainer,
+			Image: image,
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP}},
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi"),
+			}},
+			ReadinessProbe: probe(0, 5, 3),
+			LivenessProbe:  probe(10, 20, 6),
+			SecurityContext: &corev1.SecurityContext{
+				AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			},
+		}},
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To[int64](notebookUID),
+			RunAsGroup:     ptr.To[int64](notebookGID),
+			FSGroup:        ptr.To[int64](notebookGID),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}}
+}
+
+// desiredNotebookGatewayToken is the notebook's copy of a gateway token from another
+// namespace.
+func desiredNotebookGatewayToken(nb *ejv1.JupyterNotebook, token []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: nb.Name + NotebookGatewayTokenSuffix, Namespace: nb.Namespace, Labels: commonLabels(ejv1.ComponentNotebook, nb.Name)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{TokenKey: token},
+	}
+}
+
+func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
+	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
+	if optional {
+		ref.Optional = ptr.To(true)
+	}
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
+}
+
+func mergeMounts(base []corev1.VolumeMount, m corev1.VolumeMount) []corev1.VolumeMount {
+	out := make([]corev1.VolumeMount, 0, len(base)+1)
+	for _, b := range base {
+		if b.Name != m.Name && b.MountPath != m.MountPath {
+			out = append(out, b)
+		}
+	}
+	return append(out, m)
+}
+
+func mergeVolumes(base []corev1.Volume, v corev1.Volume) []corev1.Volume {
+	out := make([]corev1.Volume, 0, len(base)+1)
+	for _, b := range base {
+		if b.Name != v.Name {
+			out = append(out, b)
+		}
+	}
+	return append(out, v)
+}
