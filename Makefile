@@ -13,6 +13,9 @@ export GOFLAGS ?= -buildvcs=false
 VERSION ?= dev
 LDFLAGS := -s -w -X github.com/elastic-jupyter/elastic-jupyter/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -timeout 40m
+# Iterations per benchmark in `make bench`; `make test` runs each benchmark a few times only,
+# so that none rots.
+BENCHTIME ?= 200x
 
 .PHONY: help
 help: ## Show the targets.
@@ -56,6 +59,11 @@ vet: ## Run go vet.
 test: deps tools ## Install what the tests need, then vet, gofmt, verify and go test ./... .
 	$(MAKE) --no-print-directory vet fmt-check verify
 	go test $(GO_TEST_FLAGS) ./...
+	go test -run XXX -bench . -benchtime 3x ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their tables (execute round trips, admission latency).
+	go test -run XXX -bench . -benchtime $(BENCHTIME) ./...
 
 .PHONY: clean
 clean: ## Remove bin/.
