@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -68,15 +71,43 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bo
 
 // patchStatus writes obj's status with a merge patch against orig, only when it changed. A
 // merge patch carries only the fields this controller changed, so fields other writers own
-// (the gateway's activity fields on kernels) are never overwritten.
-func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, statusOf func(client.Object) any) error {
+// (the gateway's activity fields on kernels) are never overwritten. The patch holds orig's
+// resourceVersion: a status computed from a stale cached object is refused (a conflict), never
+// written over a newer one.
+func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, statusOf func(client.Object) any) (changed bool, err error) {
 	if equality.Semantic.DeepEqual(statusOf(obj), statusOf(orig)) {
-		return nil
+		return false, nil
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(orig), client.FieldOwner(FieldOwner)); err != nil {
-		return fmt.Errorf("writing the status of %s: %w", client.ObjectKeyFromObject(obj), err)
+	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+	if err := c.Status().Patch(ctx, obj, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return false, fmt.Errorf("writing the status of %s: %w", client.ObjectKeyFromObject(obj), err)
 	}
-	return nil
+	return true, nil
+}
+
+// conflictRetry is how soon a reconcile that lost a write race (its cached object was stale)
+// runs again.
+const conflictRetry = 250 * time.Millisecond
+
+// finish turns a reconcile's outcome into its result: a conflict (a stale cached object) is
+// retried shortly, without logging an error.
+func finish(res ctrl.Result, err error) (ctrl.Result, error) {
+	if err != nil && apierrors.IsConflict(err) && !hasOtherErrors(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+// hasOtherErrors reports whether a joined error holds something besides conflicts.
+func hasOtherErrors(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !apierrors.IsConflict(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // apply writes obj with server-side apply as FieldOwner, taking over fields others changed.

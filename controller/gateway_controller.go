@@ -101,10 +101,10 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		setCondition(&gw.Status.Conditions, gw.Generation, ejv1.ConditionReady, false, reason, err.Error())
 	}
 	gw.Status.ObservedGeneration = gw.Generation
-	if perr := patchStatus(ctx, r.Client, gw, orig, func(o client.Object) any { return o.(*ejv1.JupyterGateway).Status }); perr != nil {
+	if _, perr := patchStatus(ctx, r.Client, gw, orig, func(o client.Object) any { return o.(*ejv1.JupyterGateway).Status }); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return ctrl.Result{}, err
+	return finish(ctrl.Result{}, err)
 }
 
 func (r *GatewayReconciler) patchFinalizer(ctx context.Context, gw *ejv1.JupyterGateway, add bool) error {

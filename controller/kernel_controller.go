@@ -64,11 +64,14 @@ func (r *KernelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	res, err := r.reconcile(ctx, k)
 	k.Status.ObservedGeneration = k.Generation
 	setCondition(&k.Status.Conditions, k.Generation, ejv1.ConditionReady, k.Status.Phase == ejv1.KernelRunning, nonEmpty(k.Status.Reason, "Unknown"), k.Status.Message)
-	r.recordTransition(orig, k)
-	if perr := patchStatus(ctx, r.Client, k, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernel).Status }); perr != nil {
+	changed, perr := patchStatus(ctx, r.Client, k, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernel).Status })
+	if perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return res, err
+	if changed {
+		r.recordTransition(orig, k)
+	}
+	return finish(res, err)
 }
 
 func (r *KernelReconciler) reconcile(ctx context.Context, k *ejv1.JupyterKernel) (ctrl.Result, error) {

@@ -51,10 +51,10 @@ func (r *KernelSpecReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		setCondition(&ks.Status.Conditions, ks.Generation, ejv1.ConditionReady, ok, reason, message)
 		ks.Status.ObservedGeneration = ks.Generation
 	}
-	if perr := patchStatus(ctx, r.Client, ks, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernelSpec).Status }); perr != nil {
+	if _, perr := patchStatus(ctx, r.Client, ks, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernelSpec).Status }); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return ctrl.Result{}, err
+	return finish(ctrl.Result{}, err)
 }
 
 // check builds the pod of a kernel of ks, as the kernel reconciler would.
@@ -112,7 +112,8 @@ func (r *KernelTemplateReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	ok, reason, message := checkTemplate(t)
 	setCondition(&t.Status.Conditions, t.Generation, ejv1.ConditionReady, ok, reason, message)
 	t.Status.ObservedGeneration = t.Generation
-	return ctrl.Result{}, patchStatus(ctx, r.Client, t, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernelTemplate).Status })
+	_, err := patchStatus(ctx, r.Client, t, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernelTemplate).Status })
+	return finish(ctrl.Result{}, err)
 }
 
 // checkTemplate merges a template with a kernelspec that sets only the command, as the kernel

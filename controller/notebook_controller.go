@@ -86,10 +86,10 @@ func (r *NotebookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		setCondition(&nb.Status.Conditions, nb.Generation, ejv1.ConditionReady, false, ReasonReconcileFailed, err.Error())
 	}
 	nb.Status.ObservedGeneration = nb.Generation
-	if perr := patchStatus(ctx, r.Client, nb, orig, func(o client.Object) any { return o.(*ejv1.JupyterNotebook).Status }); perr != nil {
+	if _, perr := patchStatus(ctx, r.Client, nb, orig, func(o client.Object) any { return o.(*ejv1.JupyterNotebook).Status }); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return res, err
+	return finish(res, err)
 }
 
 // blocker says why a notebook cannot be deployed yet.

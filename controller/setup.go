@@ -150,9 +150,9 @@ func NewManager(cfg *rest.Config, mo ManagerOptions) (manager.Manager, error) {
 
 // Field indexes the reconcilers look objects up by.
 const (
-	indexKernelSpec     = "spec.kernelSpec"     // JupyterKernel: "<ns>/<name>" of its kernelspec
-	indexTemplate       = "spec.template"       // JupyterKernelSpec: "<ns>/<name>" of its template
-	indexNotebookGateway = "spec.gateway"       // JupyterNotebook: "<ns>/<name>" of its gateway
+	indexKernelSpec      = "spec.kernelSpec" // JupyterKernel: "<ns>/<name>" of its kernelspec
+	indexTemplate        = "spec.template"   // JupyterKernelSpec: "<ns>/<name>" of its template
+	indexNotebookGateway = "spec.gateway"    // JupyterNotebook: "<ns>/<name>" of its gateway
 )
 
 // SetupWithManager adds the five reconcilers, and the field indexes they use, to mgr.
