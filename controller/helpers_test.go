@@ -63,7 +63,9 @@ func kernelIn(t *testing.T, k *ejv1.JupyterKernel, cond func(*ejv1.JupyterKernel
 }
 
 func phaseIs(p ejv1.KernelPhase) func(*ejv1.JupyterKernel) bool {
-	return func(k *ejv1.JupyterKernel) bool { return k.Status.Phase == p && k.Status.ObservedGeneration == k.Generation }
+	return func(k *ejv1.JupyterKernel) bool {
+		return k.Status.Phase == p && k.Status.ObservedGeneration == k.Generation
+	}
 }
 
 // update re-reads obj, applies change and writes it, retrying on conflicts.
