@@ -2,9 +2,11 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -134,4 +136,15 @@ func assertEvent(t *testing.T, obj client.Object, reason string) {
 		}
 		return false
 	}, wait, poll, "an event %s about %s", reason, obj.GetName())
+}
+
+// assertNotIn checks that none of secrets appears anywhere in obj.
+func assertNotIn(t *testing.T, obj any, secrets ...string) {
+	t.Helper()
+	data, err := json.Marshal(obj)
+	require.NoError(t, err)
+	for _, s := range secrets {
+		require.NotEmpty(t, s)
+		assert.NotContains(t, string(data), s, "a secret value appears in %T", obj)
+	}
 }

@@ -36,7 +36,7 @@ const (
 
 // retryMissing is how soon a notebook looks again for a Secret of the user's that it cannot
 // watch (the controller caches only the Secrets it makes).
-const retryMissing = 30 * time.Second
+const retryMissing = 10 * time.Second
 
 // defaultLaunchTimeout is a gateway's launchTimeout when its spec has none (the CRD default).
 const defaultLaunchTimeout = 300
