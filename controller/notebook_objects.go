@@ -174,7 +174,8 @@ func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *noteb
 	if c.Image == "" {
 		c.Image = image
 	}
-	if len(c.Command) == 0 && len(c.Args) == 0 {
+	if len(c.Command) == 0 {
+		// The template's args, if any, are extra flags of the default command.
 		c.Command = append([]string(nil), notebookCommand...)
 	}
 	var env []corev1.EnvVar

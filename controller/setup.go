@@ -24,20 +24,27 @@ import (
 )
 
 // The RBAC the controller needs; `make manifests` turns these markers into
-// config/rbac/role.yaml. Creating a gateway's Role needs every permission the Role grants, and
+// config/rbac/role.yaml (a ClusterRole, and a Role for the leader election Lease in the
+// controller's namespace, written here as elastic-jupyter). The controller holds the
+// JupyterKernel verbs and the Secret, event and read permissions it grants gateways, because
+// creating a gateway's Role needs every permission the Role grants; and
 // binding a gateway's spec.clusterRole needs every permission of that ClusterRole (the
 // controller holds no "bind" verb): the API server's escalation check keeps a gateway from
 // getting more than the controller has.
 //
-// +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyternotebooks;jupytergateways;jupyterkernels;jupyterkernelspecs;jupyterkerneltemplates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyternotebooks;jupyterkernelspecs;jupyterkerneltemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupytergateways,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyterkernels,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyternotebooks/status;jupytergateways/status;jupyterkernels/status;jupyterkernelspecs/status;jupyterkerneltemplates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupytergateways/finalizers;jupyterkernels/finalizers;jupyternotebooks/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=pods;secrets;services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=elastic-jupyter
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=elastic-jupyter
 
 // Defaults of Options.
 const (

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Generates the deepcopy functions of api/ and the CRD manifests in crds/ with controller-gen,
-# in the module rooted at $1 (default: this repository).
+# Generates the deepcopy functions of api/, the CRD manifests in crds/ and the controller's
+# ClusterRole in config/rbac/ (from the RBAC markers of controller/) with controller-gen, in the
+# module rooted at $1 (default: this repository).
 set -euo pipefail
 root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 cache=${ELASTIC_JUPYTER_CACHE:-$HOME/.cache/elastic-jupyter}
@@ -12,3 +13,7 @@ cd "$root"
 # through the API server's pruning.
 rm -f crds/*.yaml
 "$cg" crd:generateEmbeddedObjectMeta=true output:crd:artifacts:config=crds paths=./api/...
+# The controller's RBAC, from the +kubebuilder:rbac markers in controller/.
+mkdir -p config/rbac
+rm -f config/rbac/role.yaml
+"$cg" rbac:roleName=elastic-jupyter-controller output:rbac:artifacts:config=config/rbac paths=./controller/...
