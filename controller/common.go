@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -83,6 +84,26 @@ func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, 
 		return false, fmt.Errorf("writing the status of %s: %w", client.ObjectKeyFromObject(obj), err)
 	}
 	return true, nil
+}
+
+// recordReady reports a change of an object's Ready condition (it became ready, or stopped
+// being ready and why) as an event.
+func recordReady(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	a := meta.FindStatusCondition(after, ejv1.ConditionReady)
+	if a == nil {
+		return
+	}
+	if b := meta.FindStatusCondition(before, ejv1.ConditionReady); b != nil && b.Status == a.Status && b.Reason == a.Reason {
+		return
+	}
+	typ := eventNormal
+	if a.Status != metav1.ConditionTrue {
+		typ = eventWarning
+		if a.Reason == ReasonDeploymentNotReady || a.Reason == ReasonNotebookNotReady {
+			typ = eventNormal // waiting for a pod is no trouble
+		}
+	}
+	rec.Eventf(obj, nil, typ, a.Reason, "Reconcile", "%s", a.Message)
 }
 
 // conflictRetry is how soon a reconcile that lost a write race (its cached object was stale)

@@ -101,8 +101,12 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		setCondition(&gw.Status.Conditions, gw.Generation, ejv1.ConditionReady, false, reason, err.Error())
 	}
 	gw.Status.ObservedGeneration = gw.Generation
-	if _, perr := patchStatus(ctx, r.Client, gw, orig, func(o client.Object) any { return o.(*ejv1.JupyterGateway).Status }); perr != nil {
+	changed, perr := patchStatus(ctx, r.Client, gw, orig, func(o client.Object) any { return o.(*ejv1.JupyterGateway).Status })
+	if perr != nil {
 		err = errors.Join(err, perr)
+	}
+	if changed {
+		recordReady(r.Recorder, gw, orig.Status.Conditions, gw.Status.Conditions)
 	}
 	return finish(ctrl.Result{}, err)
 }

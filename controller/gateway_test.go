@@ -170,6 +170,7 @@ func TestGatewayObjectsTokenAndStatus(t *testing.T) {
 	eventually(t, client.ObjectKeyFromObject(gw), &ejv1.JupyterGateway{}, func(g *ejv1.JupyterGateway) bool {
 		return g.Status.Ready && g.Status.ReadyReplicas == 1
 	}, "a ready gateway pod makes the gateway ready")
+	assertEvent(t, gw, "DeploymentReady")
 
 	update(t, running, func(k *ejv1.JupyterKernel) { k.Spec.Suspend = true })
 	eventually(t, client.ObjectKeyFromObject(gw), &ejv1.JupyterGateway{}, func(g *ejv1.JupyterGateway) bool {

@@ -75,9 +75,6 @@ func (r *KernelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 }
 
 func (r *KernelReconciler) reconcile(ctx context.Context, k *ejv1.JupyterKernel) (ctrl.Result, error) {
-	if res, err, done := r.ensureSecret(ctx, k); done {
-		return res, err
-	}
 	podName := k.Status.Pod
 	if podName == "" {
 		podName = kernelPodName(k.Spec.User, k.Name)
@@ -224,6 +221,11 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 		k.Status.GPUs, k.Status.PodIP = 0, ""
 		setStatus(k, ejv1.KernelFailed, ReasonPodDeleted, fmt.Sprintf("the kernel's pod %s was deleted while the kernel ran; the kernel is not restarted: shut it down and start a new one, or suspend and resume it", k.Status.Pod))
 		return ctrl.Result{}, nil
+	}
+	// The Secret comes first (the pod mounts it), and only while no pod runs: a new key
+	// under a running kernel would cut the gateway off from it.
+	if res, err, done := r.ensureSecret(ctx, k); done {
+		return res, err
 	}
 	src, reason, err := r.sources(ctx, k)
 	if err != nil {

@@ -86,8 +86,12 @@ func (r *NotebookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		setCondition(&nb.Status.Conditions, nb.Generation, ejv1.ConditionReady, false, ReasonReconcileFailed, err.Error())
 	}
 	nb.Status.ObservedGeneration = nb.Generation
-	if _, perr := patchStatus(ctx, r.Client, nb, orig, func(o client.Object) any { return o.(*ejv1.JupyterNotebook).Status }); perr != nil {
+	changed, perr := patchStatus(ctx, r.Client, nb, orig, func(o client.Object) any { return o.(*ejv1.JupyterNotebook).Status })
+	if perr != nil {
 		err = errors.Join(err, perr)
+	}
+	if changed {
+		recordReady(r.Recorder, nb, orig.Status.Conditions, nb.Status.Conditions)
 	}
 	return finish(res, err)
 }

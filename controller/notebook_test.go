@@ -190,6 +190,7 @@ func TestNotebookWaitsForItsGateway(t *testing.T) {
 		return c != nil && c.Reason == "GatewayNotFound"
 	}, "a notebook whose gateway is missing says so")
 	assert.Equal(t, ejv1.NotebookPending, got.Status.Phase)
+	assertEvent(t, nb, "GatewayNotFound")
 
 	require.NoError(t, k8s.Create(ctx, newGateway(ns, "late")))
 	d := exists(t, ns, "early", &appsv1.Deployment{})
