@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and `make up` need, when missing: real ipykernels,
 # Jupyter Server and the classic notebook (the stock client of the gateway), all under
-# /usr/bin/python3. Needs root (or sudo) only when something is missing.
+# /usr/bin/python3, and chromium for the browser test. Needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket)
+# chromium is the real browser of the end-to-end test (driven by playwright-core, which
+# hack/tools.sh installs with the machine's npm).
+packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket chromium)
 packages+=("$@")
 
 missing=()

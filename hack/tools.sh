@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test and development tools from their Go modules into a cache outside the clone,
+# Builds the test and development tools from their Go modules (and playwright-core from npm)
+# into a cache outside the clone,
 # so a fresh clone on the same machine reuses them. Skips whatever is already cached at the
 # pinned version, prints what it builds and how long it took, and fails loudly.
 #
@@ -14,6 +15,7 @@ K8S_VERSION=v1.37.2
 K8S_STAGING_VERSION=v0.37.2
 HELM_VERSION=v3.22.0
 CONTROLLER_TOOLS_VERSION=v0.23.0
+PLAYWRIGHT_VERSION=1.65.1
 
 CACHE=${ELASTIC_JUPYTER_CACHE:-$HOME/.cache/elastic-jupyter}
 BIN=$CACHE/bin
@@ -102,7 +104,24 @@ build_controller_gen() {
   timed controller-gen "$CONTROLLER_TOOLS_VERSION" env GOBIN="$BIN" go install -trimpath "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
 }
 
-all=(controller-gen helm etcd kubernetes)
+# playwright-core drives Debian's chromium in the end-to-end browser test; it is installed from
+# npm into the cache (it never downloads a browser of its own).
+build_playwright() {
+  local dir=$CACHE/node
+  if [[ -f $dir/node_modules/playwright-core/package.json ]] &&
+    grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$dir/node_modules/playwright-core/package.json"; then
+    return 0
+  fi
+  command -v npm >/dev/null || die "npm is needed to install playwright-core (apt-get install npm)"
+  local start=$SECONDS
+  log "installing playwright-core $PLAYWRIGHT_VERSION from npm ..."
+  mkdir -p "$dir"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$dir" --no-audit --no-fund --silent \
+    "playwright-core@$PLAYWRIGHT_VERSION" || die "installing playwright-core failed"
+  log "installed playwright-core $PLAYWRIGHT_VERSION in $((SECONDS - start))s"
+}
+
+all=(controller-gen helm etcd kubernetes playwright)
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=("${all[@]}")
 start=$SECONDS
@@ -112,6 +131,7 @@ for t in "${targets[@]}"; do
     kubernetes | kube-apiserver | kube-scheduler | kube-controller-manager | kubectl) build_kubernetes ;;
     helm) build_helm ;;
     controller-gen) build_controller_gen ;;
+    playwright) build_playwright ;;
     *) die "unknown tool '$t' (known: ${all[*]})" ;;
   esac
 done
