@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +36,7 @@ type Agent struct {
 
 	nodeUID        types.UID
 	kubeletVersion string
+	apiHost        string
 
 	mu       sync.Mutex
 	workers  map[types.UID]*podWorker
@@ -57,7 +58,7 @@ func New(cfg *rest.Config, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
 	a := &Agent{
-		opts: opts, log: opts.Log.With("node", opts.NodeName), client: client,
+		opts: opts, log: opts.Log.With("node", opts.NodeName), client: client, apiHost: cfg.Host,
 		gpus:    newGPUPool(opts.NodeName, opts.GPUResources, opts.GPUs),
 		workers: map[types.UID]*podWorker{}, finished: map[types.UID]bool{},
 		ready: make(chan struct{}),
@@ -146,7 +147,8 @@ func (a *Agent) Run(ctx context.Context) (retErr error) {
 	}))
 	factory := informers.NewSharedInformerFactory(a.client, 0)
 	slices := factory.Discovery().V1().EndpointSlices()
-	a.services = &serviceTable{root: o.Root, pool: svcIPs, slices: slices.Lister(), log: a.log, changed: a.refreshHosts, entries: map[types.NamespacedName]*serviceEntry{}}
+	allPods := factory.Core().V1().Pods()
+	a.services = &serviceTable{root: o.Root, pool: svcIPs, pods: allPods.Lister(), slices: slices.Lister(), log: a.log, changed: a.refreshHosts, entries: map[types.NamespacedName]*serviceEntry{}}
 	defer a.services.close()
 	svcInformer := factory.Core().V1().Services().Informer()
 	_, _ = svcInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -159,6 +161,7 @@ func (a *Agent) Run(ctx context.Context) (retErr error) {
 		},
 	})
 	_ = slices.Informer()
+	_ = allPods.Informer()
 	podInformer := podFactory.Core().V1().Pods().Informer()
 	workerCtx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
@@ -253,13 +256,17 @@ func (a *Agent) podEvent(ctx context.Context, pod *corev1.Pod, deleted bool) {
 	}()
 }
 
-// gpuReleased pokes every worker, so a container waiting for devices tries again.
+// gpuReleased pokes every worker, so a container waiting for devices tries again. It may
+// be called with a worker's lock held, so it takes the agent's lock on its own goroutine
+// (the lock order is agent, then worker).
 func (a *Agent) gpuReleased() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, w := range a.workers {
-		w.poke()
-	}
+	go func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, w := range a.workers {
+			w.poke()
+		}
+	}()
 }
 
 // refreshHosts rewrites every pod's hosts file after the Services changed.
@@ -317,20 +324,20 @@ func (a *Agent) removeStaleDirs(store cache.Store) {
 	}
 }
 
-// serviceEnv is the environment every container gets: where the Kubernetes API is. It
-// points at the API server's endpoint itself (not the proxied Service address), so the
-// server certificate matches what in-cluster clients dial.
+// serviceEnv is the environment every container gets: where the Kubernetes API is. It is
+// the API server devnode itself talks to, so the server certificate matches what in-cluster
+// clients dial.
 func (a *Agent) serviceEnv() map[string]string {
-	eps := a.services.endpoints(types.NamespacedName{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, "https")
-	if len(eps) == 0 {
+	u, err := url.Parse(a.apiHost)
+	if err != nil || u.Hostname() == "" {
 		return nil
 	}
-	host, port, err := net.SplitHostPort(eps[0])
-	if err != nil {
-		return nil
+	port := u.Port()
+	if port == "" {
+		port = "443"
 	}
 	return map[string]string{
-		"KUBERNETES_SERVICE_HOST":       host,
+		"KUBERNETES_SERVICE_HOST":       u.Hostname(),
 		"KUBERNETES_SERVICE_PORT":       port,
 		"KUBERNETES_SERVICE_PORT_HTTPS": port,
 	}

@@ -375,4 +375,3 @@ func startBinary(t *testing.T, logPath string, args ...string) *exec.Cmd {
 	})
 	return cmd
 }
-

@@ -21,6 +21,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 )
 
@@ -74,10 +76,13 @@ func LookupService(root, namespace, name string, port int32) (string, error) {
 }
 
 // serviceTable gives every ClusterIP Service a loopback address of its own and proxies each
-// of its TCP ports there to a ready endpoint (from its EndpointSlices).
+// of its TCP ports there to a ready endpoint. The endpoints of a Service with a selector are
+// its ready pods (the API refuses loopback addresses in EndpointSlices, so the control plane's
+// slices of devnode pods stay empty); a Service without a selector uses its EndpointSlices.
 type serviceTable struct {
 	root   string
 	pool   *addrPool
+	pods   corelisters.PodLister
 	slices discoverylisters.EndpointSliceLister
 	log    *slog.Logger
 	// changed is called (without locks held) when the set of names and addresses changed.
@@ -89,9 +94,10 @@ type serviceTable struct {
 }
 
 type serviceEntry struct {
-	key   types.NamespacedName
-	ip    netip.Addr
-	ports map[int32]*portProxy
+	key      types.NamespacedName
+	ip       netip.Addr
+	selector map[string]string
+	ports    map[int32]*portProxy
 }
 
 type portProxy struct {
@@ -130,6 +136,7 @@ func (t *serviceTable) upsert(svc *corev1.Service) {
 		e = &serviceEntry{key: key, ip: ip, ports: map[int32]*portProxy{}}
 		t.entries[key] = e
 	}
+	e.selector = svc.Spec.Selector
 	want := map[int32]corev1.ServicePort{}
 	for _, p := range svc.Spec.Ports {
 		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
@@ -212,9 +219,14 @@ func (t *serviceTable) serve(e *serviceEntry, pp *portProxy) {
 func (t *serviceTable) relay(e *serviceEntry, pp *portProxy, in net.Conn) {
 	defer in.Close()
 	t.mu.Lock()
-	portName := pp.port.Name
+	port, selector := pp.port, e.selector
 	t.mu.Unlock()
-	eps := t.endpoints(e.key, portName)
+	var eps []string
+	if len(selector) > 0 {
+		eps = t.podEndpoints(e.key.Namespace, selector, port)
+	} else {
+		eps = t.endpoints(e.key, port.Name)
+	}
 	if len(eps) == 0 {
 		return // no ready endpoint: refuse, as kube-proxy does
 	}
@@ -246,7 +258,48 @@ func (t *serviceTable) relay(e *serviceEntry, pp *portProxy, in net.Conn) {
 	<-done
 }
 
-// endpoints returns "ip:port" of the ready endpoints of a Service port.
+// podEndpoints returns "ip:port" of the ready pods a Service port selects.
+func (t *serviceTable) podEndpoints(namespace string, selector map[string]string, sp corev1.ServicePort) []string {
+	if t.pods == nil {
+		return nil
+	}
+	pods, err := t.pods.Pods(namespace).List(labels.SelectorFromSet(selector))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil || p.Status.PodIP == "" || p.Status.Phase != corev1.PodRunning || !conditionTrue(p.Status.Conditions, corev1.PodReady) {
+			continue
+		}
+		if port, ok := targetPort(p, sp); ok {
+			out = append(out, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port))))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// targetPort resolves a Service port's targetPort for a pod: a number, a container port
+// name, or (unset) the Service port itself.
+func targetPort(p *corev1.Pod, sp corev1.ServicePort) (int32, bool) {
+	switch {
+	case sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal != "":
+		for _, c := range p.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.Name == sp.TargetPort.StrVal && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) {
+					return cp.ContainerPort, true
+				}
+			}
+		}
+		return 0, false
+	case sp.TargetPort.IntVal != 0:
+		return sp.TargetPort.IntVal, true
+	}
+	return sp.Port, true
+}
+
+// endpoints returns "ip:port" of the ready endpoints of a Service port from its EndpointSlices.
 func (t *serviceTable) endpoints(key types.NamespacedName, portName string) []string {
 	if t.slices == nil {
 		return nil
