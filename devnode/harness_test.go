@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -70,6 +71,8 @@ type testNode struct {
 	name  string
 	root  string
 	log   string
+	// stop stops the agent (once) and checks no container process is left.
+	stop func()
 }
 
 // startNode runs an agent until the test ends; then it checks that no container process is
@@ -106,15 +109,21 @@ func startNode(t *testing.T, opts Options) *testNode {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	n := &testNode{agent: a, cs: cs, name: opts.NodeName, root: a.Root(), log: logPath}
+	var stopOnce sync.Once
+	n.stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err)
+			case <-time.After(90 * time.Second):
+				t.Error("devnode did not stop within 90s")
+			}
+			assert.Empty(t, ContainerProcesses(n.root), "container processes outlived devnode")
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(90 * time.Second):
-			t.Error("devnode did not stop within 90s")
-		}
-		require.Empty(t, ContainerProcesses(n.root), "container processes outlived devnode")
+		n.stop()
 		_ = cs.CoreV1().Nodes().Delete(context.Background(), n.name, metav1.DeleteOptions{})
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
