@@ -105,7 +105,10 @@ func (cl *Cluster) upControlPlane(ctx context.Context) error {
 			return err
 		}
 	}
-	return cl.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(cfg.Root, "crds"))
+	if err := cl.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(cfg.Root, "crds")); err != nil {
+		return err
+	}
+	return cl.kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "-f", filepath.Join(cfg.Root, "crds"))
 }
 
 // controllers are the kube-controller-manager controllers the system needs: garbage collection

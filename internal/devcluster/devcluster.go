@@ -35,7 +35,7 @@ type Config struct {
 	ControllerMetricsPort, ControllerHealthPort int
 	// GPUs is the number of fake GPUs on the devnode (default 2).
 	GPUs int
-	// NodeName is the devnode's node (default "devnode").
+	// NodeName prefixes the devnodes' names: NodeName-cpu and NodeName-gpu (default "devnode").
 	NodeName string
 	// Attached ties every process to the caller (tests); otherwise they run on after it.
 	Attached bool
@@ -82,7 +82,7 @@ type Cluster struct {
 // componentOrder is the start order; Down stops in reverse.
 var componentOrder = []string{
 	"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager",
-	"devnode", "webhook", "controller",
+	"devnode-cpu", "devnode-gpu", "webhook", "controller",
 }
 
 // Down stops every process an earlier Up in dir started, and nothing else (pids are checked
@@ -117,8 +117,20 @@ func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 		return nil, fmt.Errorf("creating the cluster's CA: %w", err)
 	}
 	cl := &Cluster{cfg: cfg, out: out, pki: p, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
-	if err := cl.upControlPlane(ctx); err != nil {
-		return cl, err
+	steps := []struct {
+		what string
+		run  func(context.Context) error
+	}{
+		{"the control plane", cl.upControlPlane},
+		{"devnode", cl.upNode},
+		{"the controller", cl.upController},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.run(ctx); err != nil {
+			return cl, fmt.Errorf("starting %s: %w", s.what, err)
+		}
+		fmt.Fprintf(out, "up: %s ready (%s)\n", s.what, time.Since(start).Round(100*time.Millisecond))
 	}
 	return cl, nil
 }
