@@ -61,20 +61,32 @@ func (r *KernelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, nil // the garbage collector removes the pod and the Secret
 	}
 	orig := k.DeepCopy()
-	res, err := r.reconcile(ctx, k)
-	k.Status.ObservedGeneration = k.Generation
-	setCondition(&k.Status.Conditions, k.Generation, ejv1.ConditionReady, k.Status.Phase == ejv1.KernelRunning, nonEmpty(k.Status.Reason, "Unknown"), k.Status.Message)
-	changed, perr := patchStatus(ctx, r.Client, k, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernel).Status })
-	if perr != nil {
+	res, err := r.reconcile(ctx, k, orig)
+	if perr := r.persist(ctx, k, orig); perr != nil {
 		err = errors.Join(err, perr)
-	}
-	if changed {
-		r.recordTransition(orig, k)
 	}
 	return finish(res, err)
 }
 
-func (r *KernelReconciler) reconcile(ctx context.Context, k *ejv1.JupyterKernel) (ctrl.Result, error) {
+// persist writes the kernel's status if it changed since orig (then orig is the written
+// kernel) and reports the transition. A pod is deleted (suspension, image pull failure) only
+// after the reason is persisted, so the next reconcile never takes the missing pod for one
+// someone else deleted.
+func (r *KernelReconciler) persist(ctx context.Context, k, orig *ejv1.JupyterKernel) error {
+	k.Status.ObservedGeneration = k.Generation
+	setCondition(&k.Status.Conditions, k.Generation, ejv1.ConditionReady, k.Status.Phase == ejv1.KernelRunning, nonEmpty(k.Status.Reason, "Unknown"), k.Status.Message)
+	changed, err := patchStatus(ctx, r.Client, k, orig, func(o client.Object) any { return o.(*ejv1.JupyterKernel).Status })
+	if err != nil {
+		return err
+	}
+	if changed {
+		r.recordTransition(orig, k)
+		*orig = *k.DeepCopy()
+	}
+	return nil
+}
+
+func (r *KernelReconciler) reconcile(ctx context.Context, k, orig *ejv1.JupyterKernel) (ctrl.Result, error) {
 	podName := k.Status.Pod
 	if podName == "" {
 		podName = kernelPodName(k.Spec.User, k.Name)
@@ -92,7 +104,21 @@ func (r *KernelReconciler) reconcile(ctx context.Context, k *ejv1.JupyterKernel)
 	}
 
 	if k.Spec.Suspend {
-		return r.suspend(ctx, k, pod)
+		return r.suspend(ctx, k, orig, pod)
+	}
+	if pod != nil && k.Status.Phase == ejv1.KernelSuspended && pod.DeletionTimestamp.IsZero() {
+		// Resumed right after a suspension: the cache may not have seen the old pod's
+		// deletion yet. Ask the API server.
+		live := &corev1.Pod{}
+		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pod), live)
+		switch {
+		case apierrors.IsNotFound(err):
+			pod = nil
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("reading pod %s: %w", pod.Name, err)
+		default:
+			pod = live
+		}
 	}
 	if pod != nil && !pod.DeletionTimestamp.IsZero() && k.Status.Phase == ejv1.KernelSuspended {
 		// Resumed before the old pod is gone: the fresh pod comes once it is (its deletion
@@ -102,7 +128,7 @@ func (r *KernelReconciler) reconcile(ctx context.Context, k *ejv1.JupyterKernel)
 		return ctrl.Result{}, nil
 	}
 	if pod != nil {
-		return r.mirror(ctx, k, pod)
+		return r.mirror(ctx, k, orig, pod)
 	}
 	return r.createPod(ctx, k)
 }
@@ -156,7 +182,7 @@ func (r *KernelReconciler) ensureSecret(ctx context.Context, k *ejv1.JupyterKern
 }
 
 // suspend deletes the pod and keeps the Secret.
-func (r *KernelReconciler) suspend(ctx context.Context, k *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
+func (r *KernelReconciler) suspend(ctx context.Context, k, orig *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
 	k.Status.PodIP, k.Status.StartTime, k.Status.CompletionTime, k.Status.GPUs = "", nil, nil, 0
 	if pod == nil {
 		k.Status.Pod = ""
@@ -169,6 +195,9 @@ func (r *KernelReconciler) suspend(ctx context.Context, k *ejv1.JupyterKernel, p
 	k.Status.Pod = pod.Name
 	setStatus(k, ejv1.KernelSuspended, ReasonSuspended, "suspending: the pod is terminating")
 	if pod.DeletionTimestamp.IsZero() {
+		if err := r.persist(ctx, k, orig); err != nil {
+			return ctrl.Result{}, err
+		}
 		if err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting pod %s: %w", pod.Name, err)
 		}
@@ -179,7 +208,7 @@ func (r *KernelReconciler) suspend(ctx context.Context, k *ejv1.JupyterKernel, p
 
 // mirror reports the pod in the kernel's status. A kernel whose image cannot be pulled has
 // failed: its pod is deleted so it holds no node resources (a GPU) for nothing.
-func (r *KernelReconciler) mirror(ctx context.Context, k *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
+func (r *KernelReconciler) mirror(ctx context.Context, k, orig *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
 	rep := reportPod(pod, r.isGPU(ctx, pod))
 	if isTerminal(k.Status.Phase) && k.Status.Pod == pod.Name && !pod.DeletionTimestamp.IsZero() {
 		// A failed kernel's pod on its way out: the failure stays reported.
@@ -193,6 +222,9 @@ func (r *KernelReconciler) mirror(ctx context.Context, k *ejv1.JupyterKernel, po
 	k.Status.GPUs = rep.GPUs
 	setStatus(k, rep.Phase, rep.Reason, rep.Message)
 	if rep.Reason == ReasonImagePullFailed && pod.DeletionTimestamp.IsZero() {
+		if err := r.persist(ctx, k, orig); err != nil {
+			return ctrl.Result{}, err
+		}
 		if err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting pod %s whose image cannot be pulled: %w", pod.Name, err)
 		}
@@ -208,8 +240,8 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 		return ctrl.Result{}, nil
 	}
 	name := kernelPodName(k.Spec.User, k.Name)
-	if k.Status.Pod != "" {
-		// The kernel had a pod: confirm with the API server that it is gone before saying so.
+	if k.Status.Pod != "" && k.Status.Phase != ejv1.KernelSuspended {
+		// The kernel had a pod (not one it suspended): confirm with the API server that it is gone before saying so.
 		live := &corev1.Pod{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Status.Pod}, live)
 		if err == nil {

@@ -128,6 +128,13 @@ func NewManager(cfg *rest.Config, mo ManagerOptions) (manager.Manager, error) {
 	if probe == "" {
 		probe = "0"
 	}
+	if cfg.QPS == 0 {
+		// As controller-runtime's GetConfig does: no client-side throttling (client-go's
+		// default of 5 requests a second would queue kernel starts); the API server's
+		// priority and fairness limits the controller instead.
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS = -1
+	}
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme:                        NewScheme(),
 		Cache:                         CacheOptions(),
