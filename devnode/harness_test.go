@@ -143,11 +143,13 @@ func startNode(t *testing.T, opts Options) *testNode {
 }
 
 // waitSchedulable waits until the control plane removed the not-ready taint.
-func (n *testNode) waitSchedulable(t *testing.T) {
+func (n *testNode) waitSchedulable(t *testing.T) { waitSchedulable(t, n.cs, n.name) }
+
+func waitSchedulable(t *testing.T, cs kubernetes.Interface, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		node, err := n.cs.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{})
-		if err != nil {
+		node, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil || !nodeReady(node) {
 			return false
 		}
 		for _, taint := range node.Spec.Taints {
@@ -360,9 +362,15 @@ func projectImage(t testing.TB) string {
 	return imageRoot
 }
 
-// startBinary runs the built elastic-jupyter devnode with args; it is killed when the test
-// ends (and with the test process).
-func startBinary(t *testing.T, logPath string, args ...string) *exec.Cmd {
+// binaryNode is devnode run as the built elastic-jupyter binary.
+type binaryNode struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startBinary runs the built elastic-jupyter devnode with args; it is stopped when the test
+// ends (and killed with the test process).
+func startBinary(t *testing.T, logPath string, args ...string) *binaryNode {
 	t.Helper()
 	bin := filepath.Join(projectImage(t), "usr", "local", "bin", filepath.Base(version.BinaryPath))
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -371,16 +379,21 @@ func startBinary(t *testing.T, logPath string, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); _ = logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	return cmd
+	b := &binaryNode{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); _ = logf.Close(); close(b.done) }()
+	t.Cleanup(func() { b.stop(t, syscall.SIGTERM) })
+	return b
+}
+
+// stop sends sig to devnode and waits for it to exit (SIGKILL after 60s).
+func (b *binaryNode) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	_ = b.cmd.Process.Signal(sig)
+	select {
+	case <-b.done:
+	case <-time.After(60 * time.Second):
+		t.Error("devnode did not exit within 60s")
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
 }
