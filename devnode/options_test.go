@@ -1,0 +1,97 @@
+package devnode
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func TestOptionsValidation(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string // substring of the error; "" means valid
+	}{
+		{"minimal", Options{NodeName: "n1"}, ""},
+		{"no node name", Options{}, "set --node-name"},
+		{"bad node name", Options{NodeName: "Node_1"}, `node name "Node_1" is invalid`},
+		{"root with colon", Options{NodeName: "n1", Root: "/tmp/a:b"}, "mount options cannot carry"},
+		{"negative gpus", Options{NodeName: "n1", GPUs: -1}, "gpus -1 is negative"},
+		{"gpu resource without domain", Options{NodeName: "n1", GPUResources: []corev1.ResourceName{"gpu"}}, "not an extended resource name"},
+		{"gpu resource twice", Options{NodeName: "n1", GPUResources: []corev1.ResourceName{"nvidia.com/gpu", "nvidia.com/gpu"}}, "given twice"},
+		{"kubernetes.io resource", Options{NodeName: "n1", Resources: corev1.ResourceList{"kubernetes.io/x": resource.MustParse("1")}}, "not an extended resource name"},
+		{"bad label", Options{NodeName: "n1", Labels: map[string]string{"a b": "c"}}, `label key "a b" is invalid`},
+		{"missing image dir", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir + "/nope"}}}, "the directory does not exist"},
+		{"image dir", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir}}}, ""},
+		{"non-loopback pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.0.0.0/24")}, "pod network 10.0.0.0/24 must be an IPv4 loopback range"},
+		{"overlapping networks", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("127.0.0.0/16"), ServiceNetwork: netip.MustParsePrefix("127.0.1.0/24")}, "overlaps"},
+		{"negative duration", Options{NodeName: "n1", RestartBackoff: -time.Second}, "restart backoff -1s is negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.opts.Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	o, err := Options{NodeName: "n1", GPUs: 2}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, []corev1.Taint{DefaultGPUTaint}, o.Taints, "a GPU node is tainted by default")
+	assert.Equal(t, []corev1.ResourceName{DefaultGPUResource}, o.GPUResources)
+	assert.Equal(t, 110, o.Pods)
+	assert.False(t, o.CPU.IsZero())
+	assert.False(t, o.Memory.IsZero())
+	assert.Equal(t, netip.MustParsePrefix("127.0.0.0/24"), o.PodNetwork)
+	assert.Equal(t, netip.MustParsePrefix("127.0.1.0/24"), o.ServiceNetwork)
+
+	o, err = Options{NodeName: "n1"}.withDefaults()
+	require.NoError(t, err)
+	assert.Empty(t, o.Taints, "a node without GPUs is not tainted")
+	o, err = Options{NodeName: "n1", GPUs: 1, Taints: []corev1.Taint{}}.withDefaults()
+	require.NoError(t, err)
+	assert.Empty(t, o.Taints, "an explicit empty list means no taints")
+}
+
+func TestParseTaint(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want corev1.Taint
+		err  string
+	}{
+		{in: "nvidia.com/gpu=present:NoSchedule", want: corev1.Taint{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule}},
+		{in: "dedicated:NoExecute", want: corev1.Taint{Key: "dedicated", Effect: corev1.TaintEffectNoExecute}},
+		{in: "dedicated=x", err: "has no effect"},
+		{in: "dedicated=x:Sometimes", err: `effect "Sometimes" is not`},
+		{in: "bad key=x:NoSchedule", err: `key "bad key" is invalid`},
+	} {
+		got, err := ParseTaint(tc.in)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+func TestParseImageMapping(t *testing.T) {
+	m, err := ParseImageMapping("ghcr.io/elastic-jupyter/elastic-jupyter=/tmp/img")
+	require.NoError(t, err)
+	assert.Equal(t, ImageMapping{Image: "ghcr.io/elastic-jupyter/elastic-jupyter", Dir: "/tmp/img"}, m)
+	for _, bad := range []string{"", "image", "=dir", "image="} {
+		_, err := ParseImageMapping(bad)
+		assert.ErrorContains(t, err, "IMAGE_OR_PREFIX=DIR", bad)
+	}
+}

@@ -1,0 +1,133 @@
+package devnode
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestVolumeOwner(t *testing.T) {
+	u := func(v int64) *int64 { return &v }
+	pod := func(psc *corev1.PodSecurityContext, users ...*int64) *corev1.Pod {
+		p := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: psc}}
+		for _, user := range users {
+			c := corev1.Container{}
+			if user != nil {
+				c.SecurityContext = &corev1.SecurityContext{RunAsUser: user}
+			}
+			p.Spec.Containers = append(p.Spec.Containers, c)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		pod     *corev1.Pod
+		uid     int
+		fsGroup *int64
+	}{
+		{"pod user", pod(&corev1.PodSecurityContext{RunAsUser: u(1000), FSGroup: u(2000)}, nil, nil), 1000, u(2000)},
+		{"same container users", pod(nil, u(1000), u(1000)), 1000, nil},
+		{"different users", pod(nil, u(1000), u(1001)), 0, nil},
+		{"one unset", pod(nil, u(1000), nil), 0, nil},
+	} {
+		uid, fsGroup := volumeOwner(tc.pod)
+		assert.Equal(t, tc.uid, uid, tc.name)
+		assert.Equal(t, tc.fsGroup, fsGroup, tc.name)
+	}
+}
+
+func TestVolumeFiles(t *testing.T) {
+	objs := &fakeObjects{
+		secrets:    map[string]*corev1.Secret{"conn": {Data: map[string][]byte{"connection.json": []byte(`{"key":"k"}`), "other": []byte("o")}}},
+		configMaps: map[string]*corev1.ConfigMap{"cfg": {Data: map[string]string{"a.yaml": "a: 1"}, BinaryData: map[string][]byte{"b.bin": {0, 1}}}},
+	}
+	fsGroup := int64(3000)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"b": "2", "a": "1"}},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+			{Name: "conn", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "conn", DefaultMode: ptrTo[int32](0o400),
+				Items: []corev1.KeyToPath{{Key: "connection.json", Path: "sub/connection.json"}}}}},
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+				{Path: "ip", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}},
+			}}}},
+			{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "opt", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "absent", Optional: ptrTo(true)}}},
+		}},
+	}
+	dir := t.TempDir()
+	w := &volumeWriter{dir: dir, facts: &podFacts{pod: pod, podIP: netip.MustParseAddr("127.0.0.9")}, get: objs, uid: 1000, fsGroup: &fsGroup}
+	paths, err := w.setup(context.Background())
+	require.NoError(t, err)
+	for name := range map[string]bool{"conn": true, "cfg": true, "info": true, "scratch": true, "opt": true} {
+		assert.Equal(t, filepath.Join(dir, name), paths[name])
+	}
+	check := func(rel string, content string, mode os.FileMode) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		assert.Equal(t, content, string(data), rel)
+		st, err := os.Stat(p)
+		require.NoError(t, err)
+		assert.Equal(t, mode, st.Mode().Perm(), rel)
+	}
+	check("conn/sub/connection.json", `{"key":"k"}`, 0o440)
+	_, err = os.Stat(filepath.Join(dir, "conn", "other"))
+	assert.True(t, os.IsNotExist(err), "an unlisted key was written")
+	check("cfg/a.yaml", "a: 1", 0o644)
+	check("cfg/b.bin", "\x00\x01", 0o644)
+	check("info/labels", "a=\"1\"\nb=\"2\"", 0o644)
+	check("info/ip", "127.0.0.9", 0o644)
+	st, err := os.Stat(filepath.Join(dir, "scratch"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o777), st.Mode().Perm())
+	assert.NotZero(t, st.Mode()&os.ModeSetgid, "an fsGroup emptyDir is set-group-ID")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "scratch", "keep"), []byte("x"), 0o644))
+	objs.secrets["conn"].Data["connection.json"] = []byte("v2")
+	_, err = w.setup(context.Background())
+	require.NoError(t, err)
+	check("scratch/keep", "x", 0o664)
+	check("conn/sub/connection.json", "v2", 0o440)
+
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "pvc", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}})
+	_, err = w.setup(context.Background())
+	var unsupported *unsupportedError
+	require.ErrorAs(t, err, &unsupported)
+	assert.Contains(t, err.Error(), `volume "pvc": this volume type is not supported by devnode`)
+
+	pod.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "absent"}}}}
+	_, err = w.setup(context.Background())
+	var setupErr *volumeSetupError
+	require.ErrorAs(t, err, &setupErr)
+	assert.True(t, strings.HasPrefix(err.Error(), `MountVolume.SetUp failed for volume "s": secrets "absent" not found`), err.Error())
+}
+
+func TestHostPathVolume(t *testing.T) {
+	dir := t.TempDir()
+	typ := func(t corev1.HostPathType) *corev1.HostPathType { return &t }
+	p, err := hostPathVolume(&corev1.HostPathVolumeSource{Path: filepath.Join(dir, "new"), Type: typ(corev1.HostPathDirectoryOrCreate)})
+	require.NoError(t, err)
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	assert.True(t, st.IsDir())
+	_, err = hostPathVolume(&corev1.HostPathVolumeSource{Path: filepath.Join(dir, "new"), Type: typ(corev1.HostPathFile)})
+	assert.ErrorContains(t, err, "is not of type File")
+	_, err = hostPathVolume(&corev1.HostPathVolumeSource{Path: filepath.Join(dir, "absent"), Type: typ(corev1.HostPathDirectory)})
+	assert.ErrorContains(t, err, "does not exist")
+	p, err = hostPathVolume(&corev1.HostPathVolumeSource{Path: filepath.Join(dir, "f"), Type: typ(corev1.HostPathFileOrCreate)})
+	require.NoError(t, err)
+	st, err = os.Stat(p)
+	require.NoError(t, err)
+	assert.True(t, st.Mode().IsRegular())
+}
