@@ -77,7 +77,7 @@ type testNode struct {
 
 // startNode runs an agent until the test ends; then it checks that no container process is
 // left and deletes the Node.
-func startNode(t *testing.T, opts Options) *testNode {
+func startNode(t testing.TB, opts Options) *testNode {
 	t.Helper()
 	env := controlPlane(t)
 	cs := clientset(t)
@@ -143,9 +143,9 @@ func startNode(t *testing.T, opts Options) *testNode {
 }
 
 // waitSchedulable waits until the control plane removed the not-ready taint.
-func (n *testNode) waitSchedulable(t *testing.T) { waitSchedulable(t, n.cs, n.name) }
+func (n *testNode) waitSchedulable(t testing.TB) { waitSchedulable(t, n.cs, n.name) }
 
-func waitSchedulable(t *testing.T, cs kubernetes.Interface, name string) {
+func waitSchedulable(t testing.TB, cs kubernetes.Interface, name string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		node, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})

@@ -233,11 +233,15 @@ func (w *podWorker) setupSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err := os.Chmod(w.dir, 0o711); err != nil {
 		return err
 	}
-	ip, err := w.a.podIPs.allocate(w.ip)
-	if err != nil {
-		return err
+	if pod.Spec.HostNetwork {
+		w.ip = netip.MustParseAddr(nodeIP)
+	} else {
+		ip, err := w.a.podIPs.allocate(w.ip)
+		if err != nil {
+			return err
+		}
+		w.ip = ip
 	}
-	w.ip = ip
 	if err := w.writeHostsLocked(); err != nil {
 		return err
 	}
