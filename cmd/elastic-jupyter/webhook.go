@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
+	"github.com/elastic-jupyter/elastic-jupyter/webhook"
+)
+
+func init() {
+	register("webhook", "serve the admission webhooks (kernel pod mutation, validation, team policy)", runWebhook)
+}
+
+func runWebhook(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	var o webhook.Options
+	fs.StringVar(&o.Host, "host", "", "address the webhook serves HTTPS on (default: all)")
+	fs.IntVar(&o.Port, "port", 9443, "port the webhook serves HTTPS on")
+	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key (reloaded when they change)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 turns it off)")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.PolicyNamespace, "policy-namespace", "", "namespace of the team policy ConfigMap (default: the pod's)")
+	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", webhook.DefaultPolicyConfigMap, "name of the team policy ConfigMap (key policy.yaml)")
+	fs.StringVar(&o.Mutate.LauncherImage, "launcher-image", version.Image(), "image whose kernel-launcher the init container copies into kernel pods")
+	kubeconfig := fs.String("kubeconfig", "", "a kubeconfig file (default: in-cluster or $KUBECONFIG)")
+	zopts := zap.Options{}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	if o.PolicyNamespace == "" {
+		o.PolicyNamespace = podNamespace()
+	}
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	mgr, err := webhook.NewManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	if err := webhook.Register(mgr, o); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("webhook").Info("starting", "version", version.Version, "port", o.Port,
+		"policy", o.PolicyNamespace+"/"+o.PolicyConfigMap, "launcherImage", o.Mutate.LauncherImage)
+	return mgr.Start(ctx)
+}
