@@ -215,7 +215,7 @@ func TestMutateKernelPod(t *testing.T) {
 		},
 		{
 			name: "a pod without the kernel label is untouched",
-			pod: kernelPod(func(p *corev1.Pod) { delete(p.Labels, ejv1.LabelComponent) }),
+			pod:  kernelPod(func(p *corev1.Pod) { delete(p.Labels, ejv1.LabelComponent) }),
 			spec: kernelSpec(ptr.To[int32](1), "", ""), rules: gpuTeam,
 			check: func(t *testing.T, in, out *corev1.Pod) {
 				assert.True(t, equality.Semantic.DeepEqual(in, out))

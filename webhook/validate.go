@@ -19,7 +19,9 @@ type Lookups struct {
 	Gateway        func(namespace, name string) bool
 }
 
-func (l Lookups) has(f func(string, string) bool, ns, name string) bool { return f == nil || f(ns, name) }
+func (l Lookups) has(f func(string, string) bool, ns, name string) bool {
+	return f == nil || f(ns, name)
+}
 
 // isGPUResource reports whether a resource name is a GPU (or GPU slice) under the team's rules.
 func isGPUResource(name corev1.ResourceName, rules Rules) bool {
