@@ -1,0 +1,88 @@
+package webhook_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// readyGPUNode registers a node with one GPU and the GPU taint, reports it Ready with a fresh
+// Lease, and waits until the node lifecycle controller lifts its not-ready taint.
+func readyGPUNode(t *testing.T, name string) {
+	t.Helper()
+	c := env.Client
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule}}},
+	}
+	require.NoError(t, c.Create(ctx(t), node))
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), "nvidia.com/gpu": resource.MustParse("1"),
+	}
+	node.Status = corev1.NodeStatus{
+		Capacity: capacity, Allocatable: capacity,
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+	}
+	require.NoError(t, c.Status().Update(ctx(t), node))
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-node-lease"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](40),
+			RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	}
+	require.NoError(t, c.Create(ctx(t), lease))
+	require.Eventually(t, func() bool {
+		n := &corev1.Node{}
+		if c.Get(ctx(t), client.ObjectKey{Name: name}, n) != nil {
+			return false
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == "node.kubernetes.io/not-ready" {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 200*time.Millisecond, "the node lifecycle controller lifts the not-ready taint")
+}
+
+func TestGPUKernelPodsAreScheduledOntoTheGPUNodeOneAtATime(t *testing.T) {
+	readyGPUNode(t, "gpu-node")
+	gpuKernelSpec(t, "team-a", "gpu-sched", 1)
+	first := kernelPodFor("team-a", "k-first", "gpu-sched")
+	require.NoError(t, env.Client.Create(ctx(t), first))
+	require.Eventually(t, func() bool {
+		p := &corev1.Pod{}
+		return env.Client.Get(ctx(t), client.ObjectKeyFromObject(first), p) == nil && p.Spec.NodeName == "gpu-node"
+	}, time.Minute, 200*time.Millisecond, "the GPU kernel tolerates the GPU taint and lands on the GPU node")
+
+	second := kernelPodFor("team-a", "k-second", "gpu-sched")
+	require.NoError(t, env.Client.Create(ctx(t), second))
+	var msg string
+	require.Eventually(t, func() bool {
+		p := &corev1.Pod{}
+		if env.Client.Get(ctx(t), client.ObjectKeyFromObject(second), p) != nil {
+			return false
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
+				msg = cond.Message
+				return strings.Contains(cond.Message, "Insufficient nvidia.com/gpu")
+			}
+		}
+		return false
+	}, time.Minute, 200*time.Millisecond, "the second GPU kernel waits")
+	p := &corev1.Pod{}
+	require.NoError(t, env.Client.Get(ctx(t), client.ObjectKeyFromObject(second), p))
+	assert.Empty(t, p.Spec.NodeName)
+	t.Logf("second kernel pod: %s", msg)
+}
