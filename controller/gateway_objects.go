@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -152,6 +154,16 @@ func desiredGatewayRBAC(gw *ejv1.JupyterGateway) ([]*rbacv1.Role, []*rbacv1.Role
 	return roles, bindings
 }
 
+// isEnterpriseGatewayImage reports whether image is Jupyter Enterprise Gateway's, as the
+// original project's manifests name (for example ccr.ccs.tencentyun.com/kubeflow-oteam/enterprise-gateway:2.5.0).
+func isEnterpriseGatewayImage(image string) bool {
+	repo, _, _ := strings.Cut(image, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return strings.HasSuffix(repo, "/enterprise-gateway") || repo == "enterprise-gateway"
+}
+
 // gatewayRBACLabels label a gateway's Roles and RoleBindings, so those in other namespaces
 // (which no owner reference can hold) are found and removed with it.
 func gatewayRBACLabels(gw *ejv1.JupyterGateway) map[string]string {
@@ -166,16 +178,28 @@ func gatewayRBACLabels(gw *ejv1.JupyterGateway) map[string]string {
 // them never restarts the gateway.
 func desiredGatewayDeployment(gw *ejv1.JupyterGateway, defaultImage string) *appsv1.Deployment {
 	image := nonEmpty(gw.Spec.Image, defaultImage)
+	if isEnterpriseGatewayImage(image) {
+		// The original project ran Jupyter Enterprise Gateway; its manifests name that image.
+		// elastic-jupyter runs its own gateway, so those manifests get this project's image.
+		image = defaultImage
+	}
 	level := string(ejv1.LogLevelInfo)
 	if gw.Spec.LogLevel != nil && *gw.Spec.LogLevel != "" {
 		level = string(*gw.Spec.LogLevel)
 	}
-	args := []string{"--name", gw.Name, "--namespace", gw.Namespace, "--log-level", level}
+	// The gateway listens on its pod's IP: a pod has the address to itself (on a node that
+	// runs pods in the host's network, as devnode does, 0.0.0.0 would collide with neighbours).
+	args := []string{"--name", gw.Name, "--namespace", gw.Namespace, "--log-level", level,
+		"--listen", "$(POD_IP):" + strconv.Itoa(JupyterPort)}
 	c := corev1.Container{
 		Name:    gatewayContainer,
 		Image:   image,
 		Command: []string{version.BinaryPath, "gateway"},
 		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP}},
+		Env: []corev1.EnvVar{
+			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		},
 		// The API needs the token, so the probes only check that the port accepts.
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}},

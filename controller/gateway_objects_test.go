@@ -35,7 +35,7 @@ func TestDesiredGatewayDeployment(t *testing.T) {
 	}{
 		{
 			name: "defaults", gw: gw(nil), image: "default-image",
-			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
+			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
 			tokenFile: true,
 		},
 		{
@@ -46,14 +46,14 @@ func TestDesiredGatewayDeployment(t *testing.T) {
 				g.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
 			}),
 			image:     "mine:1",
-			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "DEBUG", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
+			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "DEBUG", "--listen", "$(POD_IP):8888", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
 			tokenFile: true, memLimit: "256Mi",
 		},
 		{
 			name:  "auth disabled",
 			gw:    gw(func(g *ejv1.JupyterGateway) { g.Spec.Auth = &ejv1.GatewayAuth{Mode: ejv1.ModeJupyterAuthDisable} }),
 			image: "default-image",
-			args:  []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO"},
+			args:  []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--listen", "$(POD_IP):8888"},
 		},
 	}
 	for _, tc := range cases {
@@ -73,7 +73,9 @@ func TestDesiredGatewayDeployment(t *testing.T) {
 			assert.Equal(t, []string{version.BinaryPath, "gateway"}, c.Command)
 			assert.Equal(t, tc.args, c.Args)
 			assert.EqualValues(t, 8888, c.Ports[0].ContainerPort)
-			assert.Empty(t, c.Env, "nothing secret, and nothing live, in the environment")
+			for _, e := range c.Env {
+				assert.NotNil(t, e.ValueFrom, "%s: nothing secret, and nothing live, in the environment: only the downward API", e.Name)
+			}
 			var mounted bool
 			for _, m := range c.VolumeMounts {
 				if m.MountPath == GatewayTokenDir {
@@ -181,4 +183,17 @@ func TestGatewayTokenSecret(t *testing.T) {
 	assert.NotEqual(t, s.Data, s2.Data)
 	assert.Equal(t, "given", GatewayTokenSecretName(gw(func(g *ejv1.JupyterGateway) { g.Spec.Auth = &ejv1.GatewayAuth{SecretName: "given"} })))
 	assert.Equal(t, "http://team.ns.svc:8888", GatewayURL("team", "ns"))
+}
+
+func TestIsEnterpriseGatewayImage(t *testing.T) {
+	for image, want := range map[string]bool{
+		"ccr.ccs.tencentyun.com/kubeflow-oteam/enterprise-gateway:2.5.0": true,
+		"ghcr.io/skai-x/enterprise-gateway:2.6.0":                        true,
+		"elyra/enterprise-gateway@sha256:abc":                            true,
+		"enterprise-gateway":                                             true,
+		"ghcr.io/elastic-jupyter/elastic-jupyter:v1":                     false,
+		"registry.local:5000/enterprise-gateway-fork:1":                  false,
+	} {
+		assert.Equal(t, want, isEnterpriseGatewayImage(image), image)
+	}
 }

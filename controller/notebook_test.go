@@ -64,7 +64,8 @@ func TestOriginalManifestsMakeTheOriginalDeploymentsAndServices(t *testing.T) {
 	gw := exists(t, "default", "jupytergateway-elastic", &ejv1.JupyterGateway{})
 	gd := exists(t, "default", "jupytergateway-elastic", &appsv1.Deployment{})
 	assertControlledBy(t, gd, gw)
-	assert.Equal(t, "ccr.ccs.tencentyun.com/kubeflow-oteam/enterprise-gateway:2.5.0", gd.Spec.Template.Spec.Containers[0].Image, "spec.image is honoured")
+	assert.Equal(t, "example.com/elastic-jupyter:test", gd.Spec.Template.Spec.Containers[0].Image,
+		"Enterprise Gateway's image, which the original names, is replaced by this project's: elastic-jupyter runs its own gateway")
 	exists(t, "default", "jupytergateway-elastic", &corev1.Service{})
 
 	nb := exists(t, "default", "jupyternotebook-elastic", &ejv1.JupyterNotebook{})
