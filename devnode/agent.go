@@ -118,7 +118,9 @@ func (a *Agent) Run(ctx context.Context) (retErr error) {
 	}
 	defer svcIPs.close()
 	a.killLeftovers()
-	a.spawner = newSpawner()
+	if a.spawner, err = newSpawner(); err != nil {
+		return err
+	}
 	defer a.spawner.stop()
 	if v, err := a.client.Discovery().ServerVersion(); err == nil {
 		a.kubeletVersion = v.GitVersion

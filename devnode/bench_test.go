@@ -19,7 +19,8 @@ import (
 // starts in new namespaces, mounts the overlay root, binds the host's mounts, pivots, drops to
 // uid 1000 and execs /bin/true; the run is reaped.
 func BenchmarkContainerStart(b *testing.B) {
-	sp := newSpawner()
+	sp, err := newSpawner()
+	require.NoError(b, err)
 	defer sp.stop()
 	exe, err := os.Executable()
 	require.NoError(b, err)

@@ -147,9 +147,14 @@ func (n *testNode) waitSchedulable(t testing.TB) { waitSchedulable(t, n.cs, n.na
 
 func waitSchedulable(t testing.TB, cs kubernetes.Interface, name string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	var last *corev1.Node
+	ok := assertEventually(60*time.Second, func() bool {
 		node, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil || !nodeReady(node) {
+		if err != nil {
+			return false
+		}
+		last = node
+		if !nodeReady(node) {
 			return false
 		}
 		for _, taint := range node.Spec.Taints {
@@ -158,7 +163,19 @@ func waitSchedulable(t testing.TB, cs kubernetes.Interface, name string) {
 			}
 		}
 		return true
-	}, 60*time.Second, 100*time.Millisecond, "the node-lifecycle controller never removed the not-ready taint")
+	})
+	if !ok {
+		var taints, conds []string
+		if last != nil {
+			for _, tn := range last.Spec.Taints {
+				taints = append(taints, tn.ToString())
+			}
+			for _, c := range last.Status.Conditions {
+				conds = append(conds, fmt.Sprintf("%s=%s(%s, heartbeat %s)", c.Type, c.Status, c.Reason, c.LastHeartbeatTime))
+			}
+		}
+		t.Fatalf("node %s never became schedulable (ready, without the not-ready taint): taints %v, conditions %v", name, taints, conds)
+	}
 }
 
 func tail(s string, lines int) string {

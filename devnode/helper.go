@@ -17,12 +17,18 @@ import (
 // the container helper.
 const helperArg = "__devnode-container"
 
-// The helper's two pipes: it reads its spec from fd 3 and reports a failure on fd 4, which
-// closes on a successful exec.
+// The helper's pipes: it reads its spec from fd 3, reports a failure on fd 4 (which closes on
+// a successful exec), and fd 5 is the read end of devnode's lifeline, a pipe whose write end
+// only devnode holds: end of file there means devnode is gone.
 const (
-	helperSpecFD   = 3
-	helperStatusFD = 4
+	helperSpecFD     = 3
+	helperStatusFD   = 4
+	helperLifelineFD = 5
 )
+
+// helperHello is the first thing a helper writes on its status pipe, so devnode can tell its
+// helper from an executable that does not call RunHelperIfRequested.
+const helperHello = "devnode-helper\n"
 
 // helperSpec tells the helper how to set up one container and what to run.
 type helperSpec struct {
@@ -48,8 +54,6 @@ type helperSpec struct {
 	Groups   []uint32
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS (allowPrivilegeEscalation: false).
 	NoNewPrivs bool
-	// ParentPID is devnode's pid: the helper exits when its parent is no longer that.
-	ParentPID int
 }
 
 // helperMount is a bind mount of a host path at a path inside the container.
@@ -73,6 +77,7 @@ func RunHelperIfRequested() {
 		return
 	}
 	status := os.NewFile(helperStatusFD, "status")
+	_, _ = status.WriteString(helperHello)
 	fail := func(reason string, err error) {
 		_ = json.NewEncoder(status).Encode(helperFailure{Reason: reason, Message: err.Error()})
 		os.Exit(1)
@@ -84,12 +89,14 @@ func RunHelperIfRequested() {
 	}
 	_ = spec.Close()
 	syscall.CloseOnExec(helperStatusFD)
+	syscall.CloseOnExec(helperLifelineFD)
 	reason, err := s.run()
 	fail(reason, err)
 }
 
-// run sets the container up inside the new mount and UTS namespaces and execs its command;
-// it returns only on failure.
+// run sets the container up inside its new pid, mount and UTS namespaces (the helper is the
+// pid namespace's init, and so is the command it execs: when it ends, the kernel kills every
+// process left in the namespace) and execs its command; it returns only on failure.
 func (s *helperSpec) run() (string, error) {
 	if err := s.setupRoot(); err != nil {
 		return "RunContainerError", err
@@ -138,6 +145,16 @@ func (s *helperSpec) setupRoot() error {
 			return fmt.Errorf("binding the host mount %s: %w", m, err)
 		}
 	}
+	procDir, err := resolveInRoot(s.Rootfs, "/proc")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(procDir, 0o555); err != nil {
+		return err
+	}
+	if err := syscall.Mount("proc", procDir, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc of the container's pid namespace: %w", err)
+	}
 	if s.ImageDir != "" {
 		if err := layImage(s.Rootfs, s.ImageDir, "/"); err != nil {
 			return fmt.Errorf("laying the image directory %s over the root: %w", s.ImageDir, err)
@@ -170,8 +187,8 @@ func (s *helperSpec) setupRoot() error {
 	return nil
 }
 
-// hostSubmounts returns the top-level mount points of this namespace other than "/" (so
-// /proc, /sys, /dev and friends appear in the container), shortest first.
+// hostSubmounts returns the top-level mount points of this namespace other than "/" and /proc
+// (so /sys, /dev and friends appear in the container), shortest first.
 func hostSubmounts() ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -186,7 +203,8 @@ func hostSubmounts() ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		if p := unescapeMountinfo(fields[4]); p != "/" {
+		// "/" is the overlay's lower layer; /proc is mounted afresh for the pid namespace
+		if p := unescapeMountinfo(fields[4]); p != "/" && p != "/proc" && !strings.HasPrefix(p, "/proc/") {
 			points = append(points, p)
 		}
 	}
@@ -351,7 +369,8 @@ func resolveInRoot(root, path string) (string, error) {
 }
 
 // dropPrivileges switches to the container's user and groups, then restores the parent-death
-// signal (a credential change clears it) and checks devnode is still there.
+// signal (a credential change clears it) and checks devnode is still there (its lifeline is
+// not at end of file), so a devnode that died in between does not leave the container behind.
 func (s *helperSpec) dropPrivileges() error {
 	groups := make([]int, 0, len(s.Groups))
 	for _, g := range s.Groups {
@@ -369,7 +388,11 @@ func (s *helperSpec) dropPrivileges() error {
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
 		return fmt.Errorf("setting the parent-death signal: %w", errno)
 	}
-	if os.Getppid() != s.ParentPID {
+	if err := syscall.SetNonblock(helperLifelineFD, true); err != nil {
+		return fmt.Errorf("checking on devnode: %w", err)
+	}
+	var b [1]byte
+	if n, err := syscall.Read(helperLifelineFD, b[:]); n == 0 && err == nil {
 		return errors.New("devnode exited while the container was starting")
 	}
 	if s.NoNewPrivs {
@@ -421,19 +444,24 @@ func envValueOf(env []string, name string) string {
 	return ""
 }
 
-// readHelperFailure reads what a helper reported on its status pipe: nil when it closed
-// without a word (the command was exec'd).
-func readHelperFailure(r io.Reader) (*helperFailure, error) {
+// readHelperFailure reads what a helper reported on its status pipe: nil when it greeted and
+// then closed the pipe without another word (the command was exec'd).
+func readHelperFailure(r io.Reader, helperPath string) (*helperFailure, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	rest, ok := strings.CutPrefix(string(data), helperHello)
+	if !ok {
+		return &helperFailure{Reason: "RunContainerError", Message: fmt.Sprintf(
+			"%s did not run as devnode's container helper: the executable devnode starts (Options.HelperPath) must call devnode.RunHelperIfRequested first, in main or TestMain", helperPath)}, nil
+	}
+	if strings.TrimSpace(rest) == "" {
 		return nil, nil
 	}
 	var f helperFailure
-	if err := json.Unmarshal(data, &f); err != nil {
-		return &helperFailure{Reason: "RunContainerError", Message: "the container helper failed: " + strings.TrimSpace(string(data))}, nil
+	if err := json.Unmarshal([]byte(rest), &f); err != nil {
+		return &helperFailure{Reason: "RunContainerError", Message: "the container helper failed: " + strings.TrimSpace(rest)}, nil
 	}
 	return &f, nil
 }

@@ -57,16 +57,33 @@ func TestUnescapeMountinfo(t *testing.T) {
 }
 
 func TestReadHelperFailure(t *testing.T) {
-	f, err := readHelperFailure(stringsReader(""))
+	f, err := readHelperFailure(stringsReader(helperHello), "/bin/helper")
 	require.NoError(t, err)
-	assert.Nil(t, f, "a closed pipe without a word means the command was exec'd")
-	f, err = readHelperFailure(stringsReader(`{"reason":"CreateContainerError","message":"exec: \"x\": not found"}` + "\n"))
+	assert.Nil(t, f, "a greeting, then a closed pipe, means the command was exec'd")
+	f, err = readHelperFailure(stringsReader(helperHello+`{"reason":"CreateContainerError","message":"exec: \"x\": not found"}`+"\n"), "/bin/helper")
 	require.NoError(t, err)
 	assert.Equal(t, &helperFailure{Reason: "CreateContainerError", Message: `exec: "x": not found`}, f)
-	f, err = readHelperFailure(stringsReader("panic: boom"))
+	f, err = readHelperFailure(stringsReader(helperHello+"panic: boom"), "/bin/helper")
 	require.NoError(t, err)
 	assert.Equal(t, "RunContainerError", f.Reason)
 	assert.Contains(t, f.Message, "panic: boom")
+	f, err = readHelperFailure(stringsReader(""), "/bin/helper")
+	require.NoError(t, err)
+	assert.Equal(t, "RunContainerError", f.Reason)
+	assert.Contains(t, f.Message, "/bin/helper did not run as devnode's container helper")
+}
+
+// An executable that is not devnode's helper is reported, not mistaken for a started container.
+func TestHelperPathWithoutHelper(t *testing.T) {
+	sp, err := newSpawner()
+	require.NoError(t, err)
+	defer sp.stop()
+	dir := t.TempDir()
+	p, failure, err := startProc(sp, "/bin/true", &helperSpec{Argv: []string{"/bin/true"}}, filepath.Join(dir, "log"))
+	require.NoError(t, err)
+	assert.Nil(t, p)
+	require.NotNil(t, failure)
+	assert.Contains(t, failure.Message, "must call devnode.RunHelperIfRequested")
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -16,13 +16,16 @@ import (
 
 // spawner starts every child process from one OS thread that stays locked for the agent's
 // life. A child's parent-death signal is tied to the thread that forked it, so children get
-// SIGKILL exactly when the agent stops the spawner or devnode dies, never because the Go
-// runtime retired some thread.
+// SIGKILL when devnode dies, never because the Go runtime retired some thread while they run
+// (the agent stops its containers itself before it stops the spawner).
 type spawner struct {
 	mu      sync.Mutex
 	closed  bool
 	reqs    chan spawnReq
 	stopped chan struct{}
+	// lifeline is the read end of a pipe whose write end only this process holds: helpers
+	// see end of file there once devnode is gone.
+	lifeline, lifelineW *os.File
 }
 
 type spawnReq struct {
@@ -30,16 +33,25 @@ type spawnReq struct {
 	done chan error
 }
 
-func newSpawner() *spawner {
+func newSpawner() (*spawner, error) {
 	s := &spawner{reqs: make(chan spawnReq), stopped: make(chan struct{})}
+	var err error
+	if s.lifeline, s.lifelineW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("creating the lifeline pipe: %w", err)
+	}
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		// Locked while the spawner lives, so no other goroutine can run on (and retire) the
+		// thread the containers hang on. Unlocked, not abandoned, at the end: a thread that
+		// exits sends the parent-death signal to every child it ever forked, including
+		// processes other code started from it before this goroutine took it over.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		defer close(s.stopped)
 		for r := range s.reqs {
 			r.done <- r.cmd.Start()
 		}
 	}()
-	return s
+	return s, nil
 }
 
 // start starts cmd on the spawner's thread.
@@ -55,7 +67,7 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	return <-done
 }
 
-// stop ends the spawner's thread; children still running get their parent-death signal.
+// stop ends the spawner; its thread goes back to the runtime.
 func (s *spawner) stop() {
 	s.mu.Lock()
 	if !s.closed {
@@ -64,10 +76,13 @@ func (s *spawner) stop() {
 	}
 	s.mu.Unlock()
 	<-s.stopped
+	_ = s.lifelineW.Close()
+	_ = s.lifeline.Close()
 }
 
 // proc is one run of a container: the helper that became the container's command, the leader
-// of its own process group and the first process of its own mount namespace.
+// of its own process group, the init of its own pid namespace and the first process of its own
+// mount namespace.
 type proc struct {
 	cmd       *exec.Cmd
 	pid       int
@@ -99,14 +114,14 @@ func startProc(sp *spawner, helperPath string, spec *helperSpec, logPath string)
 	defer statusR.Close()
 	defer statusW.Close()
 
-	spec.ParentPID = os.Getpid()
 	cmd := exec.Command(helperPath, helperArg)
 	cmd.Env = []string{}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{specR, statusW}
+	cmd.ExtraFiles = []*os.File{specR, statusW, sp.lifeline}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:      true,
 		Pdeathsig:    syscall.SIGKILL,
+		Cloneflags:   syscall.CLONE_NEWPID,
 		Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 	}
 	if err := sp.start(cmd); err != nil {
@@ -122,7 +137,7 @@ func startProc(sp *spawner, helperPath string, spec *helperSpec, logPath string)
 		writeErr <- err
 	}()
 	_ = statusR.SetReadDeadline(time.Now().Add(time.Minute))
-	failure, readErr := readHelperFailure(statusR)
+	failure, readErr := readHelperFailure(statusR, helperPath)
 	if err := <-writeErr; err != nil && failure == nil && readErr == nil {
 		readErr = fmt.Errorf("sending the container spec: %w", err)
 	}

@@ -39,10 +39,10 @@ func livePids(root, cmd string) map[string][]int {
 	return out
 }
 
-// devnode (the built binary) is killed with SIGKILL: its containers die with it, except a
-// process that escaped into a session of its own. The restarted devnode kills that orphan,
-// starts the Always pod's container again (restartCount 1) exactly once, fails the Never pod,
-// and on a graceful stop leaves nothing running and the node NotReady.
+// devnode (the built binary) is killed with SIGKILL: its containers die with it, a child
+// that left for a session of its own too. The restarted devnode starts the Always pod's
+// container again (restartCount 1) exactly once, fails the Never pod, and on a graceful stop
+// leaves nothing running and the node NotReady.
 func TestDevnodeRestart(t *testing.T) {
 	env := controlPlane(t)
 	cs := clientset(t)
@@ -84,13 +84,11 @@ func TestDevnodeRestart(t *testing.T) {
 	}), "expected one escaped child and two main processes, got %v and %v", orphans, mains)
 
 	first.stop(t, syscall.SIGKILL)
-	require.True(t, assertEventually(10*time.Second, func() bool { return !processAlive(mains[0]) && !processAlive(mains[1]) }),
-		"the containers' main processes outlived a SIGKILLed devnode")
-	require.True(t, processAlive(orphans[0]), "the escaped child should survive devnode's death (the case a restart must clean up)")
+	require.True(t, assertEventually(10*time.Second, func() bool {
+		return !processAlive(mains[0]) && !processAlive(mains[1]) && !processAlive(orphans[0])
+	}), "processes outlived a SIGKILLed devnode (the child in its own session too: its pid namespace died with its init)")
 
 	second := startBinary(t, logPath, args...)
-	require.True(t, assertEventually(60*time.Second, func() bool { return !processAlive(orphans[0]) }),
-		"the restarted devnode left the orphan %d running", orphans[0])
 	got := waitPod(t, cs, ns, "always", 60*time.Second, "running again", func(p *corev1.Pod) bool {
 		s := containerStatusOf(p, "main")
 		return s != nil && s.RestartCount == 1 && s.State.Running != nil
@@ -119,4 +117,41 @@ func TestDevnodeRestart(t *testing.T) {
 	node, err := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.False(t, nodeReady(node))
+}
+
+// A process still running in a container of a previous devnode with the same root (here
+// started by the test itself, as if its devnode had lost track of it) is killed when the next
+// devnode starts, and the directory of its pod, which the API no longer has, is removed.
+func TestLeftoversOfPreviousDevnodeAreKilled(t *testing.T) {
+	root := t.TempDir()
+	podDir := PodDir(root, "gone", "pod", "0d9c8e6a-0000-4000-8000-000000000001")
+	run := containerRunDir(podDir, "main", 0)
+	for _, d := range []string{rootfsDirName, upperDirName, workDirName} {
+		require.NoError(t, os.MkdirAll(filepath.Join(run, d), 0o755))
+	}
+	hosts := filepath.Join(podDir, hostsFileName)
+	require.NoError(t, os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644))
+	sp, err := newSpawner()
+	require.NoError(t, err)
+	defer sp.stop()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	p, failure, err := startProc(sp, exe, &helperSpec{
+		Rootfs: filepath.Join(run, rootfsDirName), Upper: filepath.Join(run, upperDirName), Work: filepath.Join(run, workDirName),
+		Hosts: hosts, Hostname: "pod", Argv: []string{"sleep", "1000"}, Env: []string{"PATH=" + StandardPath},
+	}, filepath.Join(podDir, "log"))
+	require.NoError(t, err)
+	require.Nil(t, failure)
+	defer p.stop(0)
+	assert.Equal(t, map[string][]int{run: {p.pid}}, ContainerProcesses(root))
+
+	startNode(t, Options{Root: root})
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new devnode left the previous one's container running")
+	}
+	assert.Equal(t, int32(128+int32(syscall.SIGKILL)), p.exitCode)
+	_, err = os.Stat(podDir)
+	assert.True(t, os.IsNotExist(err), "the directory of a pod the API does not have was kept")
 }
