@@ -15,12 +15,17 @@
 // # Containers
 //
 // Each run of a container is a process started through a helper (the agent's own executable
-// with a hidden first argument, see RunHelperIfRequested) in a new mount and UTS namespace:
+// with a hidden first argument, see RunHelperIfRequested) in new pid, mount and UTS
+// namespaces:
 //
+//   - the command is its pid namespace's init (pid 1), as in a container: when it ends, the
+//     kernel kills every process it left, and, like any init, it does not die of a SIGTERM
+//     it installed no handler for (it is then killed when the grace period ends);
 //   - the root is an overlay of the host's root with a private upper directory, so an
 //     unmapped image runs on the host's files, copy-on-write: what a container writes outside
 //     its volumes (its /tmp, say) stays in the run directory and never reaches the host. The
-//     host's other mounts (/proc, /sys, /dev, ...) are bound in as they are;
+//     host's other mounts (/sys, /dev, ...) are bound in as they are; /proc is the pid
+//     namespace's own;
 //   - a mapped image (Options.ImageMap: an image reference or prefix to a host directory laid
 //     out like the image's root) has its files bound over that root: DIR/usr/local/bin/x
 //     appears at /usr/local/bin/x next to the host's files, and the host does not change;
@@ -106,9 +111,8 @@
 // restart back-off from Options.RestartBackoff doubling to Options.MaxRestartBackoff.
 //
 // Deletion: on a graceful delete devnode runs preStop hooks, sends SIGTERM to each container's
-// process group, SIGKILL after the grace period to the group and to every process left in the
-// container's mount namespace (so children that left the group die too), writes the final
-// status, then deletes the pod with grace period 0, as the kubelet does.
+// process group, SIGKILL after the grace period (the whole pid namespace dies with its init),
+// writes the final status, then deletes the pod with grace period 0, as the kubelet does.
 //
 // # Logs and state
 //
@@ -118,9 +122,9 @@
 //
 // # Restarts of devnode
 //
-// Every process devnode starts carries a parent-death signal, so nothing it started outlives
-// it; a stopping agent stops its containers (SIGTERM, then SIGKILL after
-// Options.ShutdownGracePeriod). A starting agent kills whatever still runs in a container of a
+// Every container's init carries a parent-death signal, and its pid namespace dies with it, so
+// nothing devnode started outlives it, even when it is killed with SIGKILL; a stopping agent
+// stops its containers (SIGTERM, then SIGKILL after Options.ShutdownGracePeriod). A starting agent kills whatever still runs in a container of a
 // previous devnode with the same root (found through the overlay backing each process's mount
 // namespace, so processes that left their process group are found too), then picks its pods up
 // again from the API: restart counts, finished runs, IPs and GPUs (recorded in each pod's
@@ -135,7 +139,7 @@
 // update; services and endpointslices list/watch; secrets and configmaps get;
 // serviceaccounts/token create.
 //
-// Not supported: resource limits (not enforced), image pulls, pid and network namespaces,
+// Not supported: resource limits (not enforced), image pulls, network namespaces,
 // updating volume contents after the start, terminationMessagePath files
 // (FallbackToLogsOnError works), sidecar init containers, ephemeral containers,
 // activeDeadlineSeconds, and the kubelet API (kubectl logs/exec): read the log files instead.
