@@ -133,11 +133,11 @@
 //
 // # Permissions
 //
-// devnode runs as root (it mounts, switches users, binds ports below 1024). Its client needs:
-// nodes get/create/update and nodes/status update; leases in kube-node-lease get/create/update;
-// pods list/watch/delete (all namespaces: Services select pods anywhere) and pods/status
-// update; services and endpointslices list/watch; secrets and configmaps get;
-// serviceaccounts/token create.
+// devnode runs as root (it mounts, switches users, binds ports below 1024). Its client needs
+// no more than ClusterRole grants (a test runs it with exactly that): its Node and
+// nodes/status, Leases, pods (get, list, watch, delete; all namespaces, as Services select
+// pods anywhere) and pods/status, Services and EndpointSlices (list, watch), Secrets and
+// ConfigMaps (get), serviceaccounts/token (create).
 //
 // Not supported: resource limits (not enforced), image pulls, network namespaces,
 // updating volume contents after the start, terminationMessagePath files

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
@@ -79,7 +80,12 @@ type testNode struct {
 // left and deletes the Node.
 func startNode(t testing.TB, opts Options) *testNode {
 	t.Helper()
-	env := controlPlane(t)
+	return startNodeWithConfig(t, controlPlane(t).Config, opts)
+}
+
+// startNodeWithConfig is startNode with devnode's client configuration.
+func startNodeWithConfig(t testing.TB, cfg *rest.Config, opts Options) *testNode {
+	t.Helper()
 	cs := clientset(t)
 	if opts.NodeName == "" {
 		opts.NodeName = "devnode-" + strings.ToLower(rand.String(6))
@@ -103,7 +109,7 @@ func startNode(t testing.TB, opts Options) *testNode {
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
 	opts.Log = slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(env.Config, opts)
+	a, err := New(cfg, opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -413,4 +419,9 @@ func (b *binaryNode) stop(t *testing.T, sig syscall.Signal) {
 		_ = b.cmd.Process.Kill()
 		<-b.done
 	}
+}
+
+func readFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	return string(data), err
 }
