@@ -2,6 +2,7 @@ package devnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -88,9 +89,12 @@ func (a *Agent) ServiceAddress(namespace, name string, port int32) (string, bool
 // previous devnode with the same root left running. When it returns, every container it
 // started has stopped (SIGTERM, then SIGKILL after Options.ShutdownGracePeriod) and the node
 // reports NotReady; the pods stay bound, and the next devnode restarts them per their
-// restart policy.
-func (a *Agent) Run(ctx context.Context) (retErr error) {
+// restart policy. Run may be called once.
+func (a *Agent) Run(ctx context.Context) error {
 	o := a.opts
+	if os.Geteuid() != 0 {
+		return errors.New("devnode needs root: it mounts overlays, creates namespaces and switches users; run it as root")
+	}
 	if err := os.MkdirAll(filepath.Join(o.Root, podsDirName), 0o700); err != nil {
 		return fmt.Errorf("creating the root directory %s: %w", o.Root, err)
 	}

@@ -105,6 +105,9 @@ func startNodeWithConfig(t testing.TB, cfg *rest.Config, opts Options) *testNode
 	if opts.MaxRestartBackoff == 0 {
 		opts.MaxRestartBackoff = 2 * time.Second
 	}
+	if opts.ShutdownGracePeriod == 0 {
+		opts.ShutdownGracePeriod = time.Second
+	}
 	logPath := filepath.Join(t.TempDir(), "devnode.log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
