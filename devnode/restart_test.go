@@ -69,6 +69,8 @@ func TestDevnodeRestart(t *testing.T) {
 	for _, p := range []string{"always", "never"} {
 		waitPod(t, cs, ns, p, 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	}
+	before, err := cs.CoreV1().Pods(ns).Get(context.Background(), "always", metav1.GetOptions{})
+	require.NoError(t, err)
 	var orphans, mains []int
 	require.True(t, assertEventually(10*time.Second, func() bool {
 		orphans, mains = nil, nil
@@ -96,6 +98,8 @@ func TestDevnodeRestart(t *testing.T) {
 	last := containerStatusOf(got, "main").LastTerminationState.Terminated
 	require.NotNil(t, last)
 	assert.Equal(t, "ContainerStatusUnknown", last.Reason)
+	assert.Equal(t, before.Status.PodIP, got.Status.PodIP, "the pod got another IP across the restart")
+	assert.Equal(t, before.Status.StartTime, got.Status.StartTime)
 	got = waitPod(t, cs, ns, "never", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	require.NotNil(t, containerStatusOf(got, "main").State.Terminated)
 	assert.Equal(t, "ContainerStatusUnknown", containerStatusOf(got, "main").State.Terminated.Reason)

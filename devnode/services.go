@@ -191,11 +191,12 @@ func (t *serviceTable) remove(key types.NamespacedName) {
 	}
 }
 
-// close stops every proxy.
+// close stops every proxy and removes services.json.
 func (t *serviceTable) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	_ = os.Remove(filepath.Join(t.root, servicesFile))
 	for key, e := range t.entries {
 		for _, pp := range e.ports {
 			_ = pp.ln.Close()
