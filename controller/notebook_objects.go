@@ -49,11 +49,15 @@ const (
 	EnvNotebookToken    = "JUPYTER_TOKEN"
 	EnvNotebookPassword = "JUPYTER_PASSWORD"
 	EnvJupyterConfig    = "JUPYTER_CONFIG_PATH"
+	EnvNotebookIP       = "NOTEBOOK_IP"
+	EnvLaunchTimeout    = "KERNEL_LAUNCH_TIMEOUT"
 )
 
 // notebookCommand is the notebook server's default command: it works with the stock images
-// (Notebook 7 on Jupyter Server) and with Notebook 6.
-var notebookCommand = []string{"jupyter", "notebook", "--ip=0.0.0.0", "--port=8888", "--no-browser"}
+// (Notebook 7 on Jupyter Server) and with Notebook 6. It listens on $(NOTEBOOK_IP), 0.0.0.0 by
+// default (so `kubectl port-forward` reaches it); a template may set NOTEBOOK_IP to the pod's
+// IP where pods share the host's network (devnode).
+var notebookCommand = []string{"jupyter", "notebook", "--ip=$(" + EnvNotebookIP + ")", "--port=8888", "--no-browser"}
 
 // notebookNoAuthArgs turn authentication off (auth.mode: disable), for Notebook 6
 // (NotebookApp) and Jupyter Server (ServerApp) alike.
@@ -183,6 +187,9 @@ func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *noteb
 		env = append(env,
 			corev1.EnvVar{Name: EnvGatewayURL, Value: gw.URL},
 			corev1.EnvVar{Name: EnvGatewayTimeout, Value: strconv.Itoa(int(gw.LaunchTimeout) + notebookRequestMargin)},
+			// The notebook server passes this to the gateway with every kernel start; without it
+			// Jupyter sends 40 s, too short for a kernel that waits for a GPU to come free.
+			corev1.EnvVar{Name: EnvLaunchTimeout, Value: strconv.Itoa(int(gw.LaunchTimeout))},
 		)
 		if gw.TokenSecret != "" {
 			env = append(env, secretEnv(EnvGatewayToken, gw.TokenSecret, TokenKey, false))
@@ -229,6 +236,7 @@ func defaultNotebookTemplate(image string) *corev1.PodTemplateSpec {
 			Name:  NotebookContainer,
 			Image: image,
 			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP}},
+			Env:   []corev1.EnvVar{{Name: EnvNotebookIP, Value: "0.0.0.0"}},
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi"),
 			}},

@@ -125,8 +125,8 @@ func runNotebook(t *testing.T, d *appsv1.Deployment, gatewayURL string) string {
 		switch a {
 		case "--port=8888":
 			argv[i] = "--port=" + port
-		case "--ip=0.0.0.0":
-			argv[i] = "--ip=127.0.0.1"
+		case "--ip=$(" + controller.EnvNotebookIP + ")":
+			argv[i] = "--ip=127.0.0.1" // as the kubelet expands $(NOTEBOOK_IP), here on loopback
 		}
 	}
 	path, err := exec.LookPath(argv[0])
