@@ -182,6 +182,9 @@ func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *noteb
 		// The template's args, if any, are extra flags of the default command.
 		c.Command = append([]string(nil), notebookCommand...)
 	}
+	// Added after the merge, not as a default in the template: a strategic merge would fold
+	// the template's valueFrom into the default's value.
+	c.Env = setEnvDefault(c.Env, corev1.EnvVar{Name: EnvNotebookIP, Value: "0.0.0.0"})
 	var env []corev1.EnvVar
 	if gw != nil {
 		env = append(env,
@@ -236,7 +239,6 @@ func defaultNotebookTemplate(image string) *corev1.PodTemplateSpec {
 			Name:  NotebookContainer,
 			Image: image,
 			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP}},
-			Env:   []corev1.EnvVar{{Name: EnvNotebookIP, Value: "0.0.0.0"}},
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi"),
 			}},
@@ -293,4 +295,14 @@ func mergeVolumes(base []corev1.Volume, v corev1.Volume) []corev1.Volume {
 		}
 	}
 	return append(out, v)
+}
+
+// setEnvDefault appends e unless the list sets a variable of that name already.
+func setEnvDefault(env []corev1.EnvVar, e corev1.EnvVar) []corev1.EnvVar {
+	for _, have := range env {
+		if have.Name == e.Name {
+			return env
+		}
+	}
+	return append(env, e)
 }

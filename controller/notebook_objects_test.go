@@ -145,3 +145,29 @@ func TestNotebookLiteralSecret(t *testing.T) {
 	assert.False(t, notebookLiteralAuth(n), "a named Secret wins over literals")
 	assert.Equal(t, "mine", NotebookAuthSecretName(n))
 }
+
+func TestNotebookIPFromTheTemplateReplacesTheDefault(t *testing.T) {
+	nb := &ejv1.JupyterNotebook{}
+	nb.Name, nb.Namespace = "nb", "ns"
+	nb.Spec.Template = &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+		Name: NotebookContainer,
+		Env: []corev1.EnvVar{{Name: EnvNotebookIP, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+	}}}}
+	d, err := desiredNotebookDeployment(nb, "image", nil)
+	require.NoError(t, err)
+	var found []corev1.EnvVar
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == EnvNotebookIP {
+			found = append(found, e)
+		}
+	}
+	require.Len(t, found, 1, "NOTEBOOK_IP from the template, once")
+	assert.Empty(t, found[0].Value)
+	assert.Equal(t, "status.podIP", found[0].ValueFrom.FieldRef.FieldPath)
+
+	nb.Spec.Template = nil
+	d, err = desiredNotebookDeployment(nb, "image", nil)
+	require.NoError(t, err)
+	assert.Contains(t, d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: EnvNotebookIP, Value: "0.0.0.0"})
+}
