@@ -26,6 +26,26 @@ build: ## Build bin/elastic-jupyter and bin/kernel-launcher (static).
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/elastic-jupyter ./cmd/elastic-jupyter
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/kernel-launcher ./cmd/kernel-launcher
 
+# `make up` settings: the state directory, the ports on 127.0.0.1, the fake GPUs.
+DEV_DIR ?= .dev
+API_PORT ?= 6443
+ETCD_PORT ?= 2379
+WEBHOOK_PORT ?= 9443
+METRICS_PORT ?= 8080
+HEALTH_PORT ?= 8081
+GPUS ?= 2
+UP_FLAGS = -dir=$(DEV_DIR) -tools-bin=$(TOOLS_BIN) -root=. -bin=bin -api-port=$(API_PORT) \
+	-etcd-port=$(ETCD_PORT) -webhook-port=$(WEBHOOK_PORT) -metrics-port=$(METRICS_PORT) \
+	-health-port=$(HEALTH_PORT) -gpus=$(GPUS)
+
+.PHONY: up
+up: deps tools build ## Run the whole system here (GPUS=2, ports API_PORT=6443 ...); see .dev/env.
+	go run ./hack/devcluster up $(UP_FLAGS)
+
+.PHONY: down
+down: ## Stop everything `make up` started (and nothing else).
+	go run ./hack/devcluster down -dir=$(DEV_DIR)
+
 .PHONY: tools
 tools: ## Build the test tools (etcd, kube-*, kubectl, helm, controller-gen) into the cache.
 	hack/tools.sh

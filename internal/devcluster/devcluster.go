@@ -122,8 +122,10 @@ func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 		run  func(context.Context) error
 	}{
 		{"the control plane", cl.upControlPlane},
-		{"devnode", cl.upNode},
+		{"the devnodes", cl.upNode},
+		{"the webhook", cl.upWebhook},
 		{"the controller", cl.upController},
+		{"the quick start (gateway and notebook server)", cl.upQuickstart},
 	}
 	for _, s := range steps {
 		start := time.Now()
