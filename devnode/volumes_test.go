@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -130,4 +131,60 @@ func TestHostPathVolume(t *testing.T) {
 	st, err = os.Stat(p)
 	require.NoError(t, err)
 	assert.True(t, st.Mode().IsRegular())
+}
+
+// A pod with the projected volume the API server's ServiceAccount admission adds
+// (kube-api-access: a bound token, the cluster CA, the namespace) talks to the API server as
+// its service account, through KUBERNETES_SERVICE_HOST/PORT, as in-cluster clients do.
+func TestProjectedServiceAccountToken(t *testing.T) {
+	env := controlPlane(t)
+	n := startNode(t, Options{})
+	ns := newNamespace(t, n.cs)
+	_, err := n.cs.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "kernel"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = n.cs.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"},
+		Data:       map[string]string{"ca.crt": string(env.Config.CAData)},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	script := `
+import json, os, ssl, urllib.request, urllib.error
+d = "/var/run/secrets/kubernetes.io/serviceaccount"
+ns = open(d + "/namespace").read()
+ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+url = "https://%s:%s/api/v1/namespaces/%s/secrets" % (os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"], ns)
+req = urllib.request.Request(url, headers={"Authorization": "Bearer " + open(d + "/token").read()})
+try:
+    urllib.request.urlopen(req, context=ctx)
+    print("allowed")
+except urllib.error.HTTPError as e:
+    print(e.code, json.load(e)["message"])
+`
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "in-cluster"},
+		Spec: corev1.PodSpec{
+			RestartPolicy:      corev1.RestartPolicyNever,
+			ServiceAccountName: "kernel",
+			SecurityContext:    &corev1.PodSecurityContext{RunAsUser: ptrTo[int64](1000)},
+			Volumes: []corev1.Volume{{Name: "kube-api-access", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+				DefaultMode: ptrTo[int32](0o644),
+				Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptrTo[int64](3607)}},
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+					{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+				},
+			}}}},
+			Containers: []corev1.Container{{
+				Name: "main", Image: hostImage, Command: []string{"python3", "-c", script},
+				VolumeMounts: []corev1.VolumeMount{{Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}},
+			}},
+		},
+	}
+	created := createPod(t, n.cs, ns, p)
+	done := waitPod(t, n.cs, ns, "in-cluster", 60*time.Second, "finished", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	log := n.readLog(t, created, "main", 0)
+	require.Equal(t, corev1.PodSucceeded, done.Status.Phase, log)
+	assert.Contains(t, log, `403 secrets is forbidden: User "system:serviceaccount:`+ns+`:kernel" cannot list resource "secrets"`)
 }
