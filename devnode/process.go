@@ -86,7 +86,6 @@ func (s *spawner) stop() {
 type proc struct {
 	cmd       *exec.Cmd
 	pid       int
-	mntNS     string // "mnt:[inode]"
 	startedAt time.Time
 	done      chan struct{}
 	exitCode  int32
@@ -149,13 +148,12 @@ func startProc(sp *spawner, helperPath string, spec *helperSpec, logPath string)
 		}
 		return nil, failure, nil
 	}
-	p.mntNS, _ = os.Readlink("/proc/" + strconv.Itoa(p.pid) + "/ns/mnt")
 	go p.wait()
 	return p, nil, nil
 }
 
-// wait reaps the process, then kills whatever it left in its mount namespace: a container
-// ends with its main process.
+// wait reaps the process. It is its pid namespace's init, so the kernel has killed whatever
+// it left in the namespace by then.
 func (p *proc) wait() {
 	err := p.cmd.Wait()
 	p.exitCode = 0
@@ -170,15 +168,14 @@ func (p *proc) wait() {
 	} else if err != nil {
 		p.exitCode = 128
 	}
-	killNamespace(p.mntNS)
 	close(p.done)
 }
 
 // signalGroup sends sig to the process group.
 func (p *proc) signalGroup(sig syscall.Signal) { _ = syscall.Kill(-p.pid, sig) }
 
-// stop sends SIGTERM to the process group and, after grace, SIGKILL to the group and to every
-// process left in the container's mount namespace; it returns once the process is reaped.
+// stop sends SIGTERM to the process group and, after grace, SIGKILL; it returns once the
+// process is reaped.
 func (p *proc) stop(grace time.Duration) {
 	select {
 	case <-p.done:
@@ -195,26 +192,8 @@ func (p *proc) stop(grace time.Duration) {
 		case <-t.C:
 		}
 	}
-	p.signalGroup(syscall.SIGKILL)
-	killNamespace(p.mntNS)
+	p.signalGroup(syscall.SIGKILL) // the group's leader is the namespace's init: all go
 	<-p.done
-}
-
-// killNamespace sends SIGKILL to every process in mount namespace ns until none is left.
-func killNamespace(ns string) {
-	if ns == "" {
-		return
-	}
-	for range 50 {
-		pids := processesIn(func(_ int, pns string) bool { return pns == ns })
-		if len(pids) == 0 {
-			return
-		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(10 * time.Millisecond) // let the kernel finish the exits before looking again
-	}
 }
 
 // processesIn returns the pids whose mount namespace matches.
