@@ -88,6 +88,9 @@ func RunHelperIfRequested() {
 	_ = spec.Close()
 	syscall.CloseOnExec(helperStatusFD)
 	syscall.CloseOnExec(helperLifelineFD)
+	if devnodeGone() {
+		fail("RunContainerError", errors.New("devnode exited while the container was starting"))
+	}
 	reason, err := s.run()
 	fail(reason, err)
 }
@@ -146,11 +149,7 @@ func (s *helperSpec) dropPrivileges() error {
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
 		return fmt.Errorf("setting the parent-death signal: %w", errno)
 	}
-	if err := syscall.SetNonblock(helperLifelineFD, true); err != nil {
-		return fmt.Errorf("checking on devnode: %w", err)
-	}
-	var b [1]byte
-	if n, err := syscall.Read(helperLifelineFD, b[:]); n == 0 && err == nil {
+	if devnodeGone() {
 		return errors.New("devnode exited while the container was starting")
 	}
 	if s.NoNewPrivs {
@@ -160,6 +159,17 @@ func (s *helperSpec) dropPrivileges() error {
 		}
 	}
 	return nil
+}
+
+// devnodeGone reports whether devnode's lifeline is at end of file (every copy of its write
+// end closed: devnode died).
+func devnodeGone() bool {
+	if err := syscall.SetNonblock(helperLifelineFD, true); err != nil {
+		return false
+	}
+	var b [1]byte
+	n, err := syscall.Read(helperLifelineFD, b[:])
+	return n == 0 && err == nil
 }
 
 // lookPath finds the executable name in path (a PATH value) when it has no '/'.
