@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,28 +16,46 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
 
-// Paths the webhooks are served on (config/webhook names them).
+// Paths the webhooks are served on; config/webhook/manifests.yaml names them.
 const (
-	PathMutateKernelPod   = "/mutate-kernel-pod"
+	// PathMutateKernelPod is the mutating webhook of kernel pods.
+	PathMutateKernelPod = "/mutate-kernel-pod"
+	// PathValidateKernelPod is the validating webhook of kernel pods.
 	PathValidateKernelPod = "/validate-kernel-pod"
-	PathValidatePrefix    = "/validate-kubeflow-tkestack-io-v1alpha1-"
+	// PathValidatePrefix, followed by a kind in lower case, is the validating webhook of
+	// that elastic-jupyter kind (for example /validate-kubeflow-tkestack-io-v1alpha1-jupyterkernelspec).
+	PathValidatePrefix = "/validate-kubeflow-tkestack-io-v1alpha1-"
 )
 
-// handlers are the admission handlers, sharing a reader and the policy.
+// handlers are the admission handlers. They fetch the inputs of the pure functions of this
+// package (the pod's kernelspec, the team's rules, what references exist) and wrap the results.
 type handlers struct {
-	reader  client.Reader
-	policy  *PolicyStore
-	opts    MutateOptions
-	decoder admission.Decoder
+	// cache reads through the manager's informers; live reads the API server, for objects
+	// created a moment ago that the cache has not seen yet.
+	cache, live client.Reader
+	policy      *PolicyStore
+	opts        MutateOptions
+	decoder     admission.Decoder
+	log         logr.Logger
 }
 
-// kernelSpecOf finds the kernelspec a kernel pod names (nil when it names none or it is gone).
+// get reads an object through the cache, and from the API server when the cache does not
+// have it (yet).
+func (h *handlers) get(ctx context.Context, key types.NamespacedName, obj client.Object) error {
+	err := h.cache.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) && h.live != nil {
+		err = h.live.Get(ctx, key, obj)
+	}
+	return err
+}
+
+// kernelSpecOf finds the kernelspec a kernel pod names through AnnotationKernelSpec. It
+// returns nil and a warning when the pod names none or it does not exist.
 func (h *handlers) kernelSpecOf(ctx context.Context, pod *corev1.Pod) (*ejv1.JupyterKernelSpec, string, error) {
 	ref := pod.Annotations[ejv1.AnnotationKernelSpec]
 	if ref == "" {
@@ -46,26 +66,36 @@ func (h *handlers) kernelSpecOf(ctx context.Context, pod *corev1.Pod) (*ejv1.Jup
 		ns, name = pod.Namespace, ref
 	}
 	ks := &ejv1.JupyterKernelSpec{}
-	if err := h.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ks); err != nil {
+	if err := h.get(ctx, types.NamespacedName{Namespace: ns, Name: name}, ks); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Sprintf("JupyterKernelSpec %s/%s not found: the pod gets the launcher and the team's default GPUs", ns, name), nil
+			return nil, fmt.Sprintf("metadata.annotations[%s]: JupyterKernelSpec %s/%s not found: the pod gets the kernel launcher (interrupt mode signal) and its team's default GPUs only",
+				ejv1.AnnotationKernelSpec, ns, name), nil
 		}
-		return nil, "", err
+		return nil, "", fmt.Errorf("reading JupyterKernelSpec %s/%s: %w", ns, name, err)
 	}
 	return ks, "", nil
 }
 
-// mutatePod injects the launcher, GPUs and tolerations into kernel pods.
-func (h *handlers) mutatePod(ctx context.Context, req admission.Request) admission.Response {
+// decodePod decodes the request's pod, with its namespace filled in.
+func (h *handlers) decodePod(req admission.Request) (*corev1.Pod, error) {
 	pod := &corev1.Pod{}
 	if err := h.decoder.Decode(req, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
+		return nil, fmt.Errorf("decoding the pod: %w", err)
 	}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	if !IsKernelPod(pod) {
-		return admission.Allowed("not a kernel pod")
+	return pod, nil
+}
+
+// mutatePod injects the launcher, GPUs and tolerations into kernel pods.
+func (h *handlers) mutatePod(ctx context.Context, req admission.Request) admission.Response {
+	pod, err := h.decodePod(req)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if !IsKernelPod(pod) || IsMutated(pod) {
+		return admission.Allowed("nothing to do")
 	}
 	spec, warning, err := h.kernelSpecOf(ctx, pod)
 	if err != nil {
@@ -81,102 +111,136 @@ func (h *handlers) mutatePod(ctx context.Context, req admission.Request) admissi
 	}
 	raw, err := json.Marshal(out)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encoding the mutated pod: %w", err))
 	}
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
 	if warning != "" {
 		resp.Warnings = append(resp.Warnings, warning)
 	}
-	logf.FromContext(ctx).V(1).Info("kernel pod mutated", "pod", pod.Name, "namespace", pod.Namespace, "team", rules.Team)
+	resp.Warnings = append(resp.Warnings, MutationWarnings(pod, rules)...)
+	h.log.V(1).Info("kernel pod mutated", "namespace", pod.Namespace, "pod", pod.Name, "team", rules.Team,
+		"kernelspec", pod.Annotations[ejv1.AnnotationKernelSpec], "gpu", podGetsGPU(&out.Spec, rules))
 	return resp
 }
 
-// validatePod refuses kernel pods that ask for more GPUs than their team allows.
+// validatePod refuses kernel pods that break their team's policy.
 func (h *handlers) validatePod(ctx context.Context, req admission.Request) admission.Response {
-	pod := &corev1.Pod{}
-	if err := h.decoder.Decode(req, pod); err != nil {
+	pod, err := h.decodePod(req)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if !IsKernelPod(pod) {
 		return admission.Allowed("not a kernel pod")
 	}
-	ns := pod.Namespace
-	if ns == "" {
-		ns = req.Namespace
-	}
-	rules, err := h.policy.Rules(ctx, ns)
+	rules, err := h.policy.Rules(ctx, pod.Namespace)
 	if err != nil {
 		return admission.Denied(err.Error())
 	}
 	return response(schema.GroupKind{Kind: "Pod"}, pod.Name, ValidateKernelPod(pod, rules), nil)
 }
 
-// validateCR validates one of the five kinds.
+// kindValidator validates one elastic-jupyter kind.
+type kindValidator struct {
+	newObject func() client.Object
+	validate  func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error)
+}
+
+// kindValidators are the validations of the five kinds, by kind.
+var kindValidators = map[string]kindValidator{
+	"JupyterKernelSpec": {
+		newObject: func() client.Object { return &ejv1.JupyterKernelSpec{} },
+		validate: func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error) {
+			rules, err := h.policy.Rules(ctx, obj.GetNamespace())
+			if err != nil {
+				return nil, nil, err
+			}
+			errs, warnings := ValidateKernelSpec(obj.(*ejv1.JupyterKernelSpec), rules, h.lookups(ctx))
+			return errs, warnings, nil
+		},
+	},
+	"JupyterKernelTemplate": {
+		newObject: func() client.Object { return &ejv1.JupyterKernelTemplate{} },
+		validate: func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error) {
+			rules, err := h.policy.Rules(ctx, obj.GetNamespace())
+			if err != nil {
+				return nil, nil, err
+			}
+			return ValidateKernelTemplate(obj.(*ejv1.JupyterKernelTemplate), rules), nil, nil
+		},
+	},
+	"JupyterGateway": {
+		newObject: func() client.Object { return &ejv1.JupyterGateway{} },
+		validate: func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error) {
+			errs, warnings := ValidateGateway(obj.(*ejv1.JupyterGateway), h.lookups(ctx))
+			return errs, warnings, nil
+		},
+	},
+	"JupyterNotebook": {
+		newObject: func() client.Object { return &ejv1.JupyterNotebook{} },
+		validate: func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error) {
+			errs, warnings := ValidateNotebook(obj.(*ejv1.JupyterNotebook), h.lookups(ctx))
+			return errs, warnings, nil
+		},
+	},
+	"JupyterKernel": {
+		newObject: func() client.Object { return &ejv1.JupyterKernel{} },
+		validate: func(ctx context.Context, h *handlers, obj client.Object) (field.ErrorList, []string, error) {
+			rules, err := h.policy.Rules(ctx, obj.GetNamespace())
+			if err != nil {
+				return nil, nil, err
+			}
+			errs, warnings := ValidateKernel(obj.(*ejv1.JupyterKernel), rules, h.lookups(ctx))
+			return errs, warnings, nil
+		},
+	},
+}
+
+// validateCR validates one of the five kinds. An update is refused only for what it makes
+// worse (see Ratchet); an object on its way out is never held up.
 func (h *handlers) validateCR(ctx context.Context, req admission.Request) admission.Response {
-	look := h.lookups(ctx)
-	var errs field.ErrorList
-	var warnings []string
-	var name string
-	decode := func(obj runtime.Object) bool { return h.decoder.Decode(req, obj) == nil }
-	switch req.Kind.Kind {
-	case "JupyterKernelSpec":
-		ks := &ejv1.JupyterKernelSpec{}
-		if !decode(ks) {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s", req.Kind.Kind))
+	v, ok := kindValidators[req.Kind.Kind]
+	if !ok || req.Kind.Group != ejv1.GroupVersion.Group {
+		return admission.Allowed("not a kind this webhook validates")
+	}
+	decode := func(raw []byte) (client.Object, error) {
+		obj := v.newObject()
+		if err := h.decoder.DecodeRaw(runtime.RawExtension{Raw: raw}, obj); err != nil {
+			return nil, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err)
 		}
-		if ks.Namespace == "" {
-			ks.Namespace = req.Namespace
+		if obj.GetNamespace() == "" {
+			obj.SetNamespace(req.Namespace)
 		}
-		rules, err := h.policy.Rules(ctx, ks.Namespace)
+		return obj, nil
+	}
+	obj, err := decode(req.Object.Raw)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return admission.Allowed("being deleted")
+	}
+	errs, warnings, err := v.validate(ctx, h, obj)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	if req.Operation == admissionv1.Update && len(errs) > 0 && len(req.OldObject.Raw) > 0 {
+		old, err := decode(req.OldObject.Raw)
+		if err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		oldErrs, _, err := v.validate(ctx, h, old)
 		if err != nil {
 			return admission.Denied(err.Error())
 		}
-		name = ks.Name
-		errs, warnings = ValidateKernelSpec(ks, rules, look)
-	case "JupyterKernelTemplate":
-		t := &ejv1.JupyterKernelTemplate{}
-		if !decode(t) {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s", req.Kind.Kind))
-		}
-		name, errs = t.Name, ValidateKernelTemplate(t)
-	case "JupyterGateway":
-		gw := &ejv1.JupyterGateway{}
-		if !decode(gw) {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s", req.Kind.Kind))
-		}
-		if gw.Namespace == "" {
-			gw.Namespace = req.Namespace
-		}
-		name = gw.Name
-		errs, warnings = ValidateGateway(gw, look)
-	case "JupyterNotebook":
-		nb := &ejv1.JupyterNotebook{}
-		if !decode(nb) {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s", req.Kind.Kind))
-		}
-		if nb.Namespace == "" {
-			nb.Namespace = req.Namespace
-		}
-		name = nb.Name
-		errs, warnings = ValidateNotebook(nb, look)
-	case "JupyterKernel":
-		k := &ejv1.JupyterKernel{}
-		if !decode(k) {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the %s", req.Kind.Kind))
-		}
-		if k.Namespace == "" {
-			k.Namespace = req.Namespace
-		}
-		name = k.Name
-		errs, warnings = ValidateKernel(k, look)
-	default:
-		return admission.Allowed("not a kind this webhook validates")
+		var more []string
+		errs, more = Ratchet(errs, oldErrs)
+		warnings = append(warnings, more...)
 	}
-	return response(ejv1.GroupVersion.WithKind(req.Kind.Kind).GroupKind(), name, errs, warnings)
+	return response(ejv1.GroupVersion.WithKind(req.Kind.Kind).GroupKind(), obj.GetName(), errs, warnings)
 }
 
-// response turns validation results into an admission response: Invalid with every field
-// error, or allowed with the warnings.
+// response turns validation results into an admission response: refused as Invalid with every
+// field error, or allowed with the warnings.
 func response(gk schema.GroupKind, name string, errs field.ErrorList, warnings []string) admission.Response {
 	if len(errs) > 0 {
 		status := apierrors.NewInvalid(gk, name, errs).Status()
@@ -188,17 +252,18 @@ func response(gk schema.GroupKind, name string, errs field.ErrorList, warnings [
 	return admission.Allowed("").WithWarnings(warnings...)
 }
 
-// lookups reads referenced objects through the (cached) reader.
+// lookups tell validation which referenced objects exist. An error other than NotFound counts
+// as "exists": it only costs a warning that is not given.
 func (h *handlers) lookups(ctx context.Context) Lookups {
-	exists := func(obj client.Object) func(string, string) bool {
+	exists := func(newObj func() client.Object) func(string, string) bool {
 		return func(ns, name string) bool {
-			err := h.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj.DeepCopyObject().(client.Object))
-			return err == nil || !apierrors.IsNotFound(err)
+			err := h.get(ctx, types.NamespacedName{Namespace: ns, Name: name}, newObj())
+			return !apierrors.IsNotFound(err)
 		}
 	}
 	return Lookups{
-		KernelSpec:     exists(&ejv1.JupyterKernelSpec{}),
-		KernelTemplate: exists(&ejv1.JupyterKernelTemplate{}),
-		Gateway:        exists(&ejv1.JupyterGateway{}),
+		KernelSpec:     exists(func() client.Object { return &ejv1.JupyterKernelSpec{} }),
+		KernelTemplate: exists(func() client.Object { return &ejv1.JupyterKernelTemplate{} }),
+		Gateway:        exists(func() client.Object { return &ejv1.JupyterGateway{} }),
 	}
 }

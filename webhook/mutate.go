@@ -15,52 +15,75 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
 )
 
-// Paths and names the mutation puts into kernel pods (docs/contracts.md).
+// Names and paths the mutation puts into kernel pods (docs/contracts.md, "Webhook mutation").
 const (
-	LauncherVolume     = "kernel-launcher"
-	LauncherMountPath  = "/opt/elastic-jupyter"
-	LauncherBinary     = LauncherMountPath + "/bin/kernel-launcher"
+	// LauncherVolume is the emptyDir that receives the kernel-launcher binary.
+	LauncherVolume = "kernel-launcher"
+	// LauncherMountPath is where LauncherVolume is mounted, in the init container and the
+	// kernel container.
+	LauncherMountPath = "/opt/elastic-jupyter"
+	// LauncherBinDir is where the init container installs kernel-launcher.
+	LauncherBinDir = LauncherMountPath + "/bin"
+	// LauncherBinary is the installed kernel-launcher the kernel container runs.
+	LauncherBinary = LauncherBinDir + "/kernel-launcher"
+	// LauncherRuntimeDir is the launcher's --runtime-dir (the private connection file copy).
 	LauncherRuntimeDir = LauncherMountPath + "/run"
-	LauncherHome       = LauncherMountPath + "/home"
-	InitContainerName  = "kernel-launcher-install"
-	ConnectionVolume   = "kernel-connection"
-	ConnectionDir      = "/var/run/elastic-jupyter/connection"
-	LauncherPortName   = "launcher"
-	// KernelGPUsEnv is the client's GPU request, honoured when the team allows it.
+	// LauncherHome is the kernel's HOME unless its container sets one.
+	LauncherHome = LauncherMountPath + "/home"
+	// InitContainerName is the init container that installs the launcher.
+	InitContainerName = "kernel-launcher-install"
+	// ConnectionVolume is the Secret volume of the kernel's connection file.
+	ConnectionVolume = "kernel-connection"
+	// ConnectionDir is where ConnectionVolume is mounted (read-only) in the kernel container.
+	ConnectionDir = "/var/run/elastic-jupyter/connection"
+	// LauncherPortName names the launcher's control port on the kernel container.
+	LauncherPortName = "launcher"
+	// KernelGPUsEnv is the client's GPU request, honoured where the team allows it.
 	KernelGPUsEnv = "KERNEL_GPUS"
-	// NonRootUID is the user kernels run as when their template says nothing.
+	// NonRootUID is the user (and group) kernels run as when their template says nothing.
 	NonRootUID = 1000
 )
 
-// MutateOptions are the webhook's settings.
+// MutateOptions are the mutation's settings.
 type MutateOptions struct {
-	// LauncherImage is the image whose /usr/local/bin/kernel-launcher the init container copies
-	// (default: this project's image).
+	// LauncherImage is the image whose kernel-launcher the init container copies (default
+	// version.Image()).
 	LauncherImage string
 }
 
-// IsKernelPod reports whether the mutation applies to pod.
+// IsKernelPod reports whether pod is a kernel pod: the mutation and the kernel pod validation
+// apply to these and to no other pod.
 func IsKernelPod(pod *corev1.Pod) bool {
 	return pod.Labels[ejv1.LabelComponent] == ejv1.ComponentKernel
 }
 
-// MutateKernelPod returns a kernel pod that runs under the kernel launcher with the GPUs,
-// tolerations and node selection that its kernelspec (nil when unknown) and its team's rules
-// give it. Pods that are not kernel pods, or that were mutated already, come back unchanged.
-// An error means the pod must be refused; its message names the field and the fix.
+// IsMutated reports whether the mutation already ran on pod.
+func IsMutated(pod *corev1.Pod) bool {
+	return pod.Annotations[ejv1.AnnotationLauncherInjected] == "true"
+}
+
+// MutateKernelPod returns the kernel pod in, changed to run under the kernel launcher with the
+// GPUs, tolerations, node selection and security context that its kernelspec (nil when it is
+// unknown) and its team's rules give it (docs/contracts.md, "Webhook mutation"). A pod that is
+// not a kernel pod, or was mutated already, comes back as it is. in is never modified. An error
+// means the pod must be refused; its message names the field and the fix.
 func MutateKernelPod(in *corev1.Pod, spec *ejv1.JupyterKernelSpec, rules Rules, opts MutateOptions) (*corev1.Pod, error) {
-	if !IsKernelPod(in) || in.Annotations[ejv1.AnnotationLauncherInjected] == "true" {
+	if !IsKernelPod(in) || IsMutated(in) {
 		return in, nil
 	}
 	pod := in.DeepCopy()
 	idx := kernelContainer(&pod.Spec)
 	if idx < 0 {
-		return nil, fmt.Errorf("spec.containers: a kernel pod needs a container to run the kernel (named %q, or the first)", ejv1.KernelContainerName)
+		return nil, fmt.Errorf("spec.containers: a kernel pod needs a container to run the kernel in (named %q, or the first)", ejv1.KernelContainerName)
 	}
 	c := &pod.Spec.Containers[idx]
-	argv := append(append([]string{}, c.Command...), c.Args...)
-	if len(argv) == 0 {
-		return nil, fmt.Errorf("spec.containers[%d].command: the kernel container has no command to wrap with the kernel launcher: set the kernelspec's command", idx)
+	if len(c.Command) == 0 {
+		return nil, fmt.Errorf("spec.containers[%d].command: the kernel container has no command for the kernel launcher to run: set the kernelspec's spec.command", idx)
+	}
+	argv := append(slices.Clone(c.Command), c.Args...)
+	if !hasPlaceholder(argv) {
+		return nil, fmt.Errorf("spec.containers[%d].command: the kernel's argv %q does not pass the connection file: add %s where the kernel takes it (for ipykernel: -f %s)",
+			idx, argv, ejv1.ConnectionFilePlaceholder, ejv1.ConnectionFilePlaceholder)
 	}
 	secret := pod.Annotations[ejv1.AnnotationConnectionSecret]
 	if secret == "" && pod.Labels[ejv1.LabelKernelID] != "" {
@@ -69,115 +92,22 @@ func MutateKernelPod(in *corev1.Pod, spec *ejv1.JupyterKernelSpec, rules Rules, 
 	if secret == "" {
 		return nil, fmt.Errorf("metadata.annotations[%s]: a kernel pod must name its connection Secret (the controller sets it)", ejv1.AnnotationConnectionSecret)
 	}
-	gpus, err := gpuCount(c, spec, rules, idx)
+	if err := checkReserved(&pod.Spec, idx); err != nil {
+		return nil, err
+	}
+	gpus, resName, err := gpuRequest(c, idx, spec, rules)
 	if err != nil {
 		return nil, err
 	}
-	resName := rules.ResourceName
-	if spec != nil && spec.Spec.Resources != nil && spec.Spec.Resources.GPUResource != "" {
-		resName = spec.Spec.Resources.GPUResource
-	}
 
-	image := opts.LauncherImage
-	if image == "" {
-		image = version.Image()
-	}
-	mode := launcher.InterruptSignal
-	if spec != nil && spec.Spec.InterruptMode != "" {
-		mode = string(spec.Spec.InterruptMode)
-	}
-
-	// The launcher binary, copied into an emptyDir by an init container.
-	pod.Spec.Volumes = append(pod.Spec.Volumes,
-		corev1.Volume{Name: LauncherVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		corev1.Volume{Name: ConnectionVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: secret, DefaultMode: ptr.To[int32](0o400),
-		}}},
-	)
-	launcherMount := corev1.VolumeMount{Name: LauncherVolume, MountPath: LauncherMountPath}
-	pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{
-		Name:            InitContainerName,
-		Image:           image,
-		Command:         []string{version.LauncherPath, "install", LauncherMountPath + "/bin"},
-		VolumeMounts:    []corev1.VolumeMount{launcherMount},
-		SecurityContext: restrictedContainer(nil),
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
-		},
-	})
-
-	// The kernel container runs under the launcher.
-	c.Command = append([]string{LauncherBinary, "run",
-		"--connection-file", ConnectionDir + "/" + ejv1.ConnectionFileKey,
-		"--runtime-dir", LauncherRuntimeDir,
-		"--ip", "$(POD_IP)",
-		"--control-port", strconv.Itoa(launcher.DefaultControlPort),
-		"--interrupt-mode", mode,
-		"--"}, argv...)
-	c.Args = nil
-	c.VolumeMounts = append(c.VolumeMounts, launcherMount,
-		corev1.VolumeMount{Name: ConnectionVolume, MountPath: ConnectionDir, ReadOnly: true})
-	c.Env = setEnvIfMissing(c.Env,
-		corev1.EnvVar{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
-		corev1.EnvVar{Name: "KERNEL_ID", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + ejv1.LabelKernelID + "']"}}},
-		corev1.EnvVar{Name: "HOME", Value: LauncherHome},
-	)
-	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == LauncherPortName }) {
-		c.Ports = append(c.Ports, corev1.ContainerPort{Name: LauncherPortName, ContainerPort: launcher.DefaultControlPort, Protocol: corev1.ProtocolTCP})
-	}
-	if c.ReadinessProbe == nil {
-		c.ReadinessProbe = &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(launcher.DefaultControlPort)}},
-			PeriodSeconds: 1, FailureThreshold: 3, TimeoutSeconds: 1,
-		}
-	}
-	if c.LivenessProbe == nil {
-		c.LivenessProbe = &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(launcher.DefaultControlPort)}},
-			PeriodSeconds: 10, FailureThreshold: 3, TimeoutSeconds: 2, InitialDelaySeconds: 5,
-		}
-	}
-	c.SecurityContext = restrictedContainer(c.SecurityContext)
-
-	// GPUs, and the tolerations and node selection that let the pod onto GPU nodes.
+	injectLauncher(pod, idx, argv, secret, interruptMode(spec), opts)
 	if gpus > 0 {
-		q := *resource.NewQuantity(int64(gpus), resource.DecimalSI)
-		if c.Resources.Limits == nil {
-			c.Resources.Limits = corev1.ResourceList{}
-		}
-		if c.Resources.Requests == nil {
-			c.Resources.Requests = corev1.ResourceList{}
-		}
-		c.Resources.Limits[resName] = q
-		c.Resources.Requests[resName] = q
-		pod.Spec.Tolerations = mergeTolerations(pod.Spec.Tolerations, append([]corev1.Toleration{DefaultGPUToleration}, rules.Tolerations...)...)
-		if len(rules.NodeSelector) > 0 {
-			if pod.Spec.NodeSelector == nil {
-				pod.Spec.NodeSelector = map[string]string{}
-			}
-			for k, v := range rules.NodeSelector {
-				if _, set := pod.Spec.NodeSelector[k]; !set {
-					pod.Spec.NodeSelector[k] = v
-				}
-			}
-		}
+		setGPUs(&c.Resources, resName, gpus)
 	}
-	if pod.Spec.SecurityContext == nil {
-		pod.Spec.SecurityContext = &corev1.PodSecurityContext{}
+	if podGetsGPU(&pod.Spec, rules) {
+		addGPUPlacement(&pod.Spec, rules)
 	}
-	psc := pod.Spec.SecurityContext
-	if psc.RunAsUser == nil && psc.RunAsNonRoot == nil {
-		psc.RunAsNonRoot = ptr.To(true)
-		psc.RunAsUser = ptr.To[int64](NonRootUID)
-		psc.RunAsGroup = ptr.To[int64](NonRootUID)
-		if psc.FSGroup == nil {
-			psc.FSGroup = ptr.To[int64](NonRootUID)
-		}
-	}
-	if psc.SeccompProfile == nil {
-		psc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
-	}
+	secureDefaults(&pod.Spec, idx)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -198,60 +128,146 @@ func kernelContainer(spec *corev1.PodSpec) int {
 	return -1
 }
 
-// gpuCount is the number of GPUs the kernel gets: the client's KERNEL_GPUS where the team
-// allows it, else the kernelspec's, else the team's default; more than the team's maximum is
-// an error.
-func gpuCount(c *corev1.Container, spec *ejv1.JupyterKernelSpec, rules Rules, idx int) (int32, error) {
-	n := rules.DefaultPerKernel
-	source := fmt.Sprintf("team %s's default", rules.Team)
-	if spec != nil && spec.Spec.Resources != nil && spec.Spec.Resources.GPUs != nil {
-		n = *spec.Spec.Resources.GPUs
-		source = fmt.Sprintf("kernelspec %s", spec.Name)
-	}
-	for i, e := range c.Env {
-		if e.Name != KernelGPUsEnv || e.ValueFrom != nil {
-			continue
+// checkReserved refuses templates that already use the names and paths the launcher needs.
+func checkReserved(spec *corev1.PodSpec, idx int) error {
+	for i, v := range spec.Volumes {
+		if v.Name == LauncherVolume || v.Name == ConnectionVolume {
+			return fmt.Errorf("spec.volumes[%d].name: %q is reserved for the kernel launcher: rename the template's volume", i, v.Name)
 		}
-		if !rules.ClientMayRequest {
-			break // ignored: the team does not let clients choose
-		}
-		v, err := strconv.Atoi(e.Value)
-		if err != nil || v < 0 {
-			return 0, fmt.Errorf("spec.containers[%d].env[%d]: %s=%q is not a number of GPUs (0 or more)", idx, i, KernelGPUsEnv, e.Value)
-		}
-		n, source = int32(v), KernelGPUsEnv
 	}
-	if rules.MaxPerKernel >= 0 && n > rules.MaxPerKernel {
-		return 0, fmt.Errorf("spec.containers[%d].resources.limits[%s]: %s asks for %d GPU(s); team %s allows at most %d per kernel: ask for fewer, or change the team's gpu.maxPerKernel",
-			idx, rules.ResourceName, source, n, rules.Team, rules.MaxPerKernel)
+	for i, c := range spec.InitContainers {
+		if c.Name == InitContainerName {
+			return fmt.Errorf("spec.initContainers[%d].name: %q is reserved for the kernel launcher: rename the template's init container", i, c.Name)
+		}
 	}
-	return n, nil
+	for i, m := range spec.Containers[idx].VolumeMounts {
+		if m.MountPath == LauncherMountPath || m.MountPath == ConnectionDir {
+			return fmt.Errorf("spec.containers[%d].volumeMounts[%d].mountPath: %s is reserved for the kernel launcher: mount the volume elsewhere", idx, i, m.MountPath)
+		}
+	}
+	return nil
 }
 
-// setEnvIfMissing appends the variables the container does not set yet.
+// interruptMode is the kernelspec's interrupt mode, signal when unknown.
+func interruptMode(spec *ejv1.JupyterKernelSpec) string {
+	if spec != nil && spec.Spec.InterruptMode != "" {
+		return string(spec.Spec.InterruptMode)
+	}
+	return launcher.InterruptSignal
+}
+
+// injectLauncher adds the launcher's init container and volumes, wraps the kernel container's
+// argv with `kernel-launcher run`, and gives it the launcher's env, port and probes.
+func injectLauncher(pod *corev1.Pod, idx int, argv []string, secret, mode string, opts MutateOptions) {
+	image := opts.LauncherImage
+	if image == "" {
+		image = version.Image()
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes,
+		corev1.Volume{Name: LauncherVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: ConnectionVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret, DefaultMode: ptr.To[int32](0o400),
+		}}},
+	)
+	launcherMount := corev1.VolumeMount{Name: LauncherVolume, MountPath: LauncherMountPath}
+	pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{
+		Name:            InitContainerName,
+		Image:           image,
+		Command:         []string{version.LauncherPath, "install", LauncherBinDir},
+		VolumeMounts:    []corev1.VolumeMount{launcherMount},
+		SecurityContext: restrictedContainer(nil),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
+	})
+
+	c := &pod.Spec.Containers[idx]
+	c.Command = append([]string{LauncherBinary, "run",
+		"--connection-file", ConnectionDir + "/" + ejv1.ConnectionFileKey,
+		"--runtime-dir", LauncherRuntimeDir,
+		"--ip", "$(POD_IP)",
+		"--control-port", strconv.Itoa(launcher.DefaultControlPort),
+		"--interrupt-mode", mode,
+		"--"}, argv...)
+	c.Args = nil
+	c.VolumeMounts = append(c.VolumeMounts, launcherMount,
+		corev1.VolumeMount{Name: ConnectionVolume, MountPath: ConnectionDir, ReadOnly: true})
+	// POD_IP and KERNEL_ID come first so that variables defined after them may refer to them.
+	c.Env = setEnvIfMissing(c.Env,
+		corev1.EnvVar{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		corev1.EnvVar{Name: "KERNEL_ID", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + ejv1.LabelKernelID + "']"}}},
+		corev1.EnvVar{Name: "HOME", Value: LauncherHome},
+	)
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == launcher.DefaultControlPort }) {
+		c.Ports = append(c.Ports, corev1.ContainerPort{Name: LauncherPortName, ContainerPort: launcher.DefaultControlPort, Protocol: corev1.ProtocolTCP})
+	}
+	// Ready means the kernel accepts connections: the controller and the gateway rely on it,
+	// so the launcher's probe replaces any the template had.
+	c.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(launcher.DefaultControlPort)}},
+		PeriodSeconds: 1, FailureThreshold: 3, TimeoutSeconds: 1,
+	}
+	if c.LivenessProbe == nil {
+		c.LivenessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(launcher.DefaultControlPort)}},
+			PeriodSeconds: 10, FailureThreshold: 3, TimeoutSeconds: 2,
+		}
+	}
+}
+
+// setEnvIfMissing puts the variables the container does not set yet before its own.
 func setEnvIfMissing(env []corev1.EnvVar, add ...corev1.EnvVar) []corev1.EnvVar {
+	var missing []corev1.EnvVar
 	for _, a := range add {
 		if !slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == a.Name }) {
-			env = append(env, a)
+			missing = append(missing, a)
 		}
 	}
-	return env
+	return append(missing, env...)
 }
 
-// mergeTolerations appends the tolerations not present yet.
-func mergeTolerations(have []corev1.Toleration, add ...corev1.Toleration) []corev1.Toleration {
-	for _, a := range add {
-		if !slices.ContainsFunc(have, func(t corev1.Toleration) bool { return t.MatchToleration(&a) }) {
-			have = append(have, a)
-		}
+// secureDefaults makes the pod run as non-root (uid and gid NonRootUID where the template set
+// none) with the runtime's seccomp profile, and forbids privilege escalation in every
+// container that does not say otherwise.
+func secureDefaults(spec *corev1.PodSpec, idx int) {
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
 	}
-	return have
+	psc := spec.SecurityContext
+	csc := spec.Containers[idx].SecurityContext
+	if csc == nil {
+		csc = &corev1.SecurityContext{}
+	}
+	if psc.RunAsNonRoot == nil && csc.RunAsNonRoot == nil {
+		psc.RunAsNonRoot = ptr.To(true)
+	}
+	if psc.RunAsUser == nil && csc.RunAsUser == nil {
+		psc.RunAsUser = ptr.To[int64](NonRootUID)
+	}
+	if psc.RunAsGroup == nil && csc.RunAsGroup == nil {
+		psc.RunAsGroup = ptr.To[int64](NonRootUID)
+	}
+	if psc.FSGroup == nil {
+		psc.FSGroup = ptr.To[int64](NonRootUID)
+	}
+	if psc.SeccompProfile == nil {
+		psc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	for i := range spec.Containers {
+		spec.Containers[i].SecurityContext = restrictedContainer(spec.Containers[i].SecurityContext)
+	}
 }
 
-// restrictedContainer forbids privilege escalation where the template said nothing.
+// restrictedContainer forbids privilege escalation and drops all capabilities where the
+// template said nothing. A privileged container is left for validation to refuse with its own
+// message (the API server would refuse allowPrivilegeEscalation false with privileged true).
 func restrictedContainer(sc *corev1.SecurityContext) *corev1.SecurityContext {
 	if sc == nil {
 		sc = &corev1.SecurityContext{}
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		return sc
 	}
 	if sc.AllowPrivilegeEscalation == nil {
 		sc.AllowPrivilegeEscalation = ptr.To(false)

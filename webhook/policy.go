@@ -2,26 +2,36 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
-// PolicyKey is the ConfigMap key that holds the policy.
+// PolicyKey is the key of the team policy ConfigMap that holds the policy.
 const PolicyKey = "policy.yaml"
 
 // DefaultGPUResource is the GPU resource name of teams that name none.
 const DefaultGPUResource corev1.ResourceName = "nvidia.com/gpu"
 
-// DefaultGPUToleration lets GPU kernels onto nodes tainted for GPUs.
+// DefaultTeam is the team name of namespaces that no team lists.
+const DefaultTeam = "default"
+
+// DefaultGPUToleration lets GPU kernels onto nodes tainted for GPUs. Every pod that gets a GPU
+// carries it, besides its team's tolerations.
 var DefaultGPUToleration = corev1.Toleration{Key: string(DefaultGPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
 
-// Policy maps namespaces to the GPU rules of their team.
+// Policy is the team policy (docs/contracts.md, "Team policy"): the GPU rules of each team's
+// namespaces. It is decoded from YAML through sigs.k8s.io/yaml, which reads the json tags, so
+// the embedded Kubernetes types (tolerations) keep their usual field names.
 type Policy struct {
-	// Default applies to namespaces no team lists.
+	// Default applies to namespaces that no team lists.
 	Default *TeamRules `json:"default,omitempty"`
 	// Teams are the teams, each with its namespaces.
 	Teams []Team `json:"teams,omitempty"`
@@ -33,8 +43,8 @@ type Team struct {
 	Name string `json:"name"`
 	// Namespaces are the team's namespaces; a namespace belongs to at most one team.
 	Namespaces []string `json:"namespaces"`
-	// TeamRules are the team's rules (their fields sit beside name and namespaces).
-	TeamRules
+	// TeamRules are the team's rules (in YAML their fields sit beside name and namespaces).
+	TeamRules `json:",inline"`
 }
 
 // TeamRules are a team's GPU rules.
@@ -43,15 +53,17 @@ type TeamRules struct {
 	GPU GPURules `json:"gpu,omitempty"`
 	// Tolerations are added to pods that get a GPU (besides DefaultGPUToleration).
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
-	// NodeSelector is merged into pods that get a GPU.
+	// NodeSelector is merged into pods that get a GPU; a key the pod's template sets keeps
+	// the template's value.
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 }
 
 // GPURules say which GPUs a team's kernels get and how many.
 type GPURules struct {
-	// ResourceName is the extended resource, such as nvidia.com/gpu or nvidia.com/mig-1g.10gb.
+	// ResourceName is the extended resource, such as nvidia.com/gpu or nvidia.com/mig-1g.10gb
+	// (default DefaultGPUResource).
 	ResourceName corev1.ResourceName `json:"resourceName,omitempty"`
-	// DefaultPerKernel is what a kernel gets when its kernelspec does not say.
+	// DefaultPerKernel is what a kernel gets when its kernelspec does not say (default 0).
 	DefaultPerKernel *int32 `json:"defaultPerKernel,omitempty"`
 	// MaxPerKernel is the most a kernel may get; nil means no limit.
 	MaxPerKernel *int32 `json:"maxPerKernel,omitempty"`
@@ -59,28 +71,43 @@ type GPURules struct {
 	ClientMayRequest bool `json:"clientMayRequest,omitempty"`
 }
 
-// Rules are the resolved rules of one namespace.
+// Rules are the resolved rules of one namespace: what the mutation and the validations apply.
 type Rules struct {
-	// Team is the team's name ("default" for namespaces no team lists).
-	Team             string
-	ResourceName     corev1.ResourceName
+	// Team is the team's name (DefaultTeam for namespaces that no team lists).
+	Team string
+	// ResourceName is the team's GPU resource.
+	ResourceName corev1.ResourceName
+	// DefaultPerKernel is the GPU count of kernels whose kernelspec does not say.
 	DefaultPerKernel int32
-	// MaxPerKernel is -1 for no limit.
-	MaxPerKernel     int32
+	// MaxPerKernel is the most GPUs a kernel may get; -1 means no limit.
+	MaxPerKernel int32
+	// ClientMayRequest honours a client's KERNEL_GPUS.
 	ClientMayRequest bool
-	Tolerations      []corev1.Toleration
-	NodeSelector     map[string]string
+	// Tolerations are added to pods that get a GPU (besides DefaultGPUToleration).
+	Tolerations []corev1.Toleration
+	// NodeSelector is merged into pods that get a GPU.
+	NodeSelector map[string]string
 }
 
-// ParsePolicy decodes a policy strictly: unknown fields, bad values and a namespace in two
-// teams are errors with the field's path.
+// ParsePolicy decodes a policy strictly: malformed YAML, duplicate keys, unknown fields, bad
+// values, a namespace in two teams are errors that name the field's path (for example
+// `unknown field "teams[0].gpus"`). Empty data is an empty policy.
 func ParsePolicy(data []byte) (*Policy, error) {
 	p := &Policy{}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return p, nil
 	}
-	if err := yaml.UnmarshalStrict(data, p); err != nil {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not valid YAML: %w", PolicyKey, err)
+	}
+	strict, err := kjson.UnmarshalStrict(js, p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", PolicyKey, err)
+	}
+	if len(strict) > 0 {
+		return nil, fmt.Errorf("%s: %w (the fields are default, teams[].name, namespaces, gpu.{resourceName, defaultPerKernel, maxPerKernel, clientMayRequest}, tolerations, nodeSelector)",
+			PolicyKey, errors.Join(strict...))
 	}
 	if errs := p.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %w", PolicyKey, errs.ToAggregate())
@@ -88,21 +115,37 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	return p, nil
 }
 
-// Validate checks the policy's values.
+// Validate checks the policy's values; each error names its field's path.
 func (p *Policy) Validate() field.ErrorList {
 	var errs field.ErrorList
 	if p.Default != nil {
 		errs = append(errs, p.Default.validate(field.NewPath("default"))...)
 	}
 	owner := map[string]string{}
+	names := map[string]bool{}
 	for i, t := range p.Teams {
 		path := field.NewPath("teams").Index(i)
-		if t.Name == "" {
+		switch {
+		case t.Name == "":
 			errs = append(errs, field.Required(path.Child("name"), "every team needs a name, used in messages"))
+		case t.Name == DefaultTeam:
+			errs = append(errs, field.Invalid(path.Child("name"), t.Name, "is the name of the rules of namespaces no team lists: choose another"))
+		case names[t.Name]:
+			errs = append(errs, field.Duplicate(path.Child("name"), t.Name))
+		}
+		names[t.Name] = true
+		if len(t.Namespaces) == 0 {
+			errs = append(errs, field.Required(path.Child("namespaces"), "list the team's namespaces"))
 		}
 		for j, ns := range t.Namespaces {
+			np := path.Child("namespaces").Index(j)
+			if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+				errs = append(errs, field.Invalid(np, ns, "not a namespace name: "+strings.Join(msgs, "; ")))
+				continue
+			}
 			if other, dup := owner[ns]; dup {
-				errs = append(errs, field.Duplicate(path.Child("namespaces").Index(j), fmt.Sprintf("%s (already in team %s)", ns, other)))
+				errs = append(errs, field.Invalid(np, ns, fmt.Sprintf("already in team %q: a namespace belongs to at most one team", other)))
+				continue
 			}
 			owner[ns] = t.Name
 		}
@@ -114,19 +157,66 @@ func (p *Policy) Validate() field.ErrorList {
 func (r *TeamRules) validate(path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	g := path.Child("gpu")
+	if n := r.GPU.ResourceName; n != "" {
+		if msgs := validation.IsQualifiedName(string(n)); len(msgs) > 0 || !strings.Contains(string(n), "/") || strings.Contains(string(n), "kubernetes.io/") {
+			errs = append(errs, field.Invalid(g.Child("resourceName"), n,
+				"must be an extended resource name with a domain, such as nvidia.com/gpu or nvidia.com/mig-1g.10gb"))
+		}
+	}
 	if v := r.GPU.DefaultPerKernel; v != nil && *v < 0 {
 		errs = append(errs, field.Invalid(g.Child("defaultPerKernel"), *v, "must be 0 or more"))
 	}
 	if v := r.GPU.MaxPerKernel; v != nil && *v < 0 {
-		errs = append(errs, field.Invalid(g.Child("maxPerKernel"), *v, "must be 0 or more"))
+		errs = append(errs, field.Invalid(g.Child("maxPerKernel"), *v, "must be 0 or more (leave it out for no limit)"))
 	}
 	if d, m := r.GPU.DefaultPerKernel, r.GPU.MaxPerKernel; d != nil && m != nil && *d > *m {
 		errs = append(errs, field.Invalid(g.Child("defaultPerKernel"), *d, fmt.Sprintf("must not exceed maxPerKernel (%d)", *m)))
 	}
+	for i, t := range r.Tolerations {
+		errs = append(errs, validateToleration(path.Child("tolerations").Index(i), t)...)
+	}
+	for k, v := range r.NodeSelector {
+		kp := path.Child("nodeSelector").Key(k)
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(kp, k, "not a label key: "+strings.Join(msgs, "; ")))
+		}
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(kp, v, "not a label value: "+strings.Join(msgs, "; ")))
+		}
+	}
 	return errs
 }
 
-// For returns the rules of namespace.
+func validateToleration(path *field.Path, t corev1.Toleration) field.ErrorList {
+	var errs field.ErrorList
+	switch t.Operator {
+	case corev1.TolerationOpEqual, "":
+		if t.Key == "" {
+			errs = append(errs, field.Required(path.Child("key"), "operator Equal needs a key (or use operator Exists)"))
+		}
+	case corev1.TolerationOpExists:
+		if t.Value != "" {
+			errs = append(errs, field.Invalid(path.Child("value"), t.Value, "must be empty when operator is Exists"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(path.Child("operator"), t.Operator, []corev1.TolerationOperator{corev1.TolerationOpEqual, corev1.TolerationOpExists}))
+	}
+	if t.Key != "" {
+		if msgs := validation.IsQualifiedName(t.Key); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(path.Child("key"), t.Key, strings.Join(msgs, "; ")))
+		}
+	}
+	switch t.Effect {
+	case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("effect"), t.Effect,
+			[]corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute}))
+	}
+	return errs
+}
+
+// For returns the rules of namespace: its team's, else the default's, else the built-in
+// defaults (DefaultGPUResource, no GPU by default, no limit, clients may not choose).
 func (p *Policy) For(namespace string) Rules {
 	if p != nil {
 		for _, t := range p.Teams {
@@ -135,10 +225,10 @@ func (p *Policy) For(namespace string) Rules {
 			}
 		}
 		if p.Default != nil {
-			return resolve("default", p.Default)
+			return resolve(DefaultTeam, p.Default)
 		}
 	}
-	return resolve("default", &TeamRules{})
+	return resolve(DefaultTeam, &TeamRules{})
 }
 
 func resolve(team string, r *TeamRules) Rules {

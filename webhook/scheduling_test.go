@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +16,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// readyGPUNode registers a node with one GPU and the GPU taint, reports it Ready with a fresh
-// Lease, and waits until the node lifecycle controller lifts its not-ready taint.
+// readyGPUNode registers a node with one GPU, the GPU taint and team-sched's taint and label,
+// reports it Ready with a fresh Lease, and waits until the node lifecycle controller lifts its
+// not-ready taint. Only team-sched's GPU kernels (given the team's toleration and node selector
+// by the webhook) fit there.
 func readyGPUNode(t *testing.T, name string) {
 	t.Helper()
 	c := env.Client
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule}}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"elastic-jupyter.test/pool": "sched"}},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{
+			{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule},
+			{Key: "dedicated", Value: "team-sched", Effect: corev1.TaintEffectNoSchedule},
+		}},
 	}
 	require.NoError(t, c.Create(ctx(t), node))
+	t.Cleanup(func() { _ = c.Delete(context.Background(), node) })
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"),
 		corev1.ResourcePods: resource.MustParse("110"), "nvidia.com/gpu": resource.MustParse("1"),
@@ -41,13 +48,14 @@ func readyGPUNode(t *testing.T, name string) {
 			RenewTime: &metav1.MicroTime{Time: time.Now()}},
 	}
 	require.NoError(t, c.Create(ctx(t), lease))
+	t.Cleanup(func() { _ = c.Delete(context.Background(), lease) })
 	require.Eventually(t, func() bool {
 		n := &corev1.Node{}
 		if c.Get(ctx(t), client.ObjectKey{Name: name}, n) != nil {
 			return false
 		}
 		for _, taint := range n.Spec.Taints {
-			if taint.Key == "node.kubernetes.io/not-ready" {
+			if taint.Key == corev1.TaintNodeNotReady {
 				return false
 			}
 		}
@@ -55,18 +63,22 @@ func readyGPUNode(t *testing.T, name string) {
 	}, time.Minute, 200*time.Millisecond, "the node lifecycle controller lifts the not-ready taint")
 }
 
+// With the real kube-scheduler: the first GPU kernel lands on the tainted GPU node thanks to
+// the tolerations and node selector the webhook gave it; the second waits for the GPU.
 func TestGPUKernelPodsAreScheduledOntoTheGPUNodeOneAtATime(t *testing.T) {
 	readyGPUNode(t, "gpu-node")
-	gpuKernelSpec(t, "team-a", "gpu-sched", 1)
-	first := kernelPodFor("team-a", "k-first", "gpu-sched")
-	require.NoError(t, env.Client.Create(ctx(t), first))
+	createKernelSpec(t, "team-sched", "gpu-sched", ptr.To[int32](1), "")
+	first := kernelPodFor("team-sched", "k-first", "gpu-sched")
+	require.NoError(t, createPod(t, env.Client, first))
 	require.Eventually(t, func() bool {
 		p := &corev1.Pod{}
 		return env.Client.Get(ctx(t), client.ObjectKeyFromObject(first), p) == nil && p.Spec.NodeName == "gpu-node"
-	}, time.Minute, 200*time.Millisecond, "the GPU kernel tolerates the GPU taint and lands on the GPU node")
+	}, time.Minute, 200*time.Millisecond, "the GPU kernel tolerates the node's taints and lands on the GPU node")
+	p := stored(t, first)
+	assert.Equal(t, "sched", p.Spec.NodeSelector["elastic-jupyter.test/pool"])
 
-	second := kernelPodFor("team-a", "k-second", "gpu-sched")
-	require.NoError(t, env.Client.Create(ctx(t), second))
+	second := kernelPodFor("team-sched", "k-second", "gpu-sched")
+	require.NoError(t, createPod(t, env.Client, second))
 	var msg string
 	require.Eventually(t, func() bool {
 		p := &corev1.Pod{}
@@ -80,9 +92,7 @@ func TestGPUKernelPodsAreScheduledOntoTheGPUNodeOneAtATime(t *testing.T) {
 			}
 		}
 		return false
-	}, time.Minute, 200*time.Millisecond, "the second GPU kernel waits")
-	p := &corev1.Pod{}
-	require.NoError(t, env.Client.Get(ctx(t), client.ObjectKeyFromObject(second), p))
-	assert.Empty(t, p.Spec.NodeName)
+	}, time.Minute, 200*time.Millisecond, "the second GPU kernel waits for the GPU")
+	assert.Empty(t, stored(t, second).Spec.NodeName)
 	t.Logf("second kernel pod: %s", msg)
 }

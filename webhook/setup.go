@@ -1,12 +1,20 @@
 package webhook
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,38 +29,70 @@ import (
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
 
+// DefaultPort is the webhook's HTTPS port (docs/contracts.md, "Ports").
+const DefaultPort = 9443
+
 // Options configure the webhook.
 type Options struct {
-	// Host and Port are where the webhook serves HTTPS (default :9443).
+	// Host and Port are where the webhook serves HTTPS (default all addresses, DefaultPort).
 	Host string
 	Port int
-	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	// CertDir holds tls.crt and tls.key; a rotation of the files is picked up without a
+	// restart.
 	CertDir string
 	// MetricsAddr and ProbeAddr serve metrics and /healthz, /readyz ("0" turns one off).
 	MetricsAddr, ProbeAddr string
-	// PolicyNamespace and PolicyConfigMap name the team policy ConfigMap.
+	// PolicyNamespace and PolicyConfigMap name the team policy ConfigMap (PolicyConfigMap
+	// defaults to DefaultPolicyConfigMap).
 	PolicyNamespace, PolicyConfigMap string
 	// Mutate are the mutation's settings.
 	Mutate MutateOptions
 }
 
-// NewManager returns a manager that serves the webhooks, with a cache that watches only the
-// policy ConfigMap among ConfigMaps.
+// Validate checks the options; each error names the flag and the fix.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.PolicyNamespace == "" {
+		errs = append(errs, errors.New("--policy-namespace is empty: name the namespace of the team policy ConfigMap (in a pod it defaults to the pod's namespace, from POD_NAMESPACE or the service account)"))
+	} else if msgs := validation.IsDNS1123Label(o.PolicyNamespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--policy-namespace %q is not a namespace name: %v", o.PolicyNamespace, msgs))
+	}
+	if o.PolicyConfigMap != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.PolicyConfigMap); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--policy-configmap %q is not a ConfigMap name: %v", o.PolicyConfigMap, msgs))
+		}
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d is not a TCP port: give 1-65535 (default %d)", o.Port, DefaultPort))
+	}
+	if o.CertDir != "" {
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(o.CertDir, f)); err != nil {
+				errs = append(errs, fmt.Errorf("--cert-dir %s has no readable %s: mount the webhook's serving certificate Secret there (keys tls.crt and tls.key): %w", o.CertDir, f, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewManager returns a manager that serves the webhooks and nothing else. Its cache watches,
+// among ConfigMaps, only the team policy ConfigMap, so that the webhook needs no more than
+// get/list/watch on that one ConfigMap (config/webhook/rbac.yaml).
 func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
-	if opts.PolicyNamespace == "" {
-		return nil, fmt.Errorf("the policy namespace is required (--policy-namespace, or run in a pod)")
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.PolicyConfigMap == "" {
 		opts.PolicyConfigMap = DefaultPolicyConfigMap
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+	if opts.Port == 0 {
+		opts.Port = DefaultPort
+	}
+	scheme, err := newScheme()
+	if err != nil {
 		return nil, err
 	}
-	if err := ejv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	return ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.ProbeAddr,
@@ -64,27 +104,82 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 			},
 		}},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the webhook's manager: %w", err)
+	}
+	return mgr, nil
 }
 
-// Register serves the webhooks on mgr's webhook server and adds health checks.
+// Register serves the webhooks on mgr's webhook server (paths PathMutateKernelPod,
+// PathValidateKernelPod and PathValidatePrefix+kind) and adds the health checks: /readyz
+// passes once the webhook server listens and the informers have synced. mgr's scheme must
+// hold the core and elastic-jupyter types. It works on NewManager's manager or on another
+// (for example the controller's), as long as that manager's cache may watch the policy
+// ConfigMap and the kernelspecs, templates and gateways.
 func Register(mgr manager.Manager, opts Options) error {
 	if opts.PolicyConfigMap == "" {
 		opts.PolicyConfigMap = DefaultPolicyConfigMap
 	}
+	log := mgr.GetLogger().WithName("webhook")
 	h := &handlers{
-		reader:  mgr.GetClient(),
-		policy:  &PolicyStore{Reader: mgr.GetClient(), Key: types.NamespacedName{Namespace: opts.PolicyNamespace, Name: opts.PolicyConfigMap}},
+		cache: mgr.GetClient(),
+		live:  mgr.GetAPIReader(),
+		policy: &PolicyStore{Reader: mgr.GetClient(), Log: log.WithName("policy"),
+			Key: types.NamespacedName{Namespace: opts.PolicyNamespace, Name: opts.PolicyConfigMap}},
 		opts:    opts.Mutate,
 		decoder: admission.NewDecoder(mgr.GetScheme()),
+		log:     log,
+	}
+	// Start the informers with the manager, so that the first kernel pod does not wait for
+	// them to sync.
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &ejv1.JupyterKernelSpec{}, &ejv1.JupyterKernelTemplate{}, &ejv1.JupyterGateway{}} {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
 	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(PathMutateKernelPod, &crwebhook.Admission{Handler: admission.HandlerFunc(h.mutatePod)})
 	srv.Register(PathValidateKernelPod, &crwebhook.Admission{Handler: admission.HandlerFunc(h.validatePod)})
-	for _, kind := range []string{"jupyterkernelspec", "jupyterkerneltemplate", "jupytergateway", "jupyternotebook", "jupyterkernel"} {
-		srv.Register(PathValidatePrefix+kind, &crwebhook.Admission{Handler: admission.HandlerFunc(h.validateCR)})
+	for _, kind := range ValidatedKinds() {
+		srv.Register(ValidatePath(kind), &crwebhook.Admission{Handler: admission.HandlerFunc(h.validateCR)})
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
 	}
-	return mgr.AddReadyzCheck("webhook", srv.StartedChecker())
+	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
+		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("the informers have not synced yet")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	return nil
+}
+
+// ValidatedKinds are the elastic-jupyter kinds the validating webhook checks.
+func ValidatedKinds() []string {
+	return []string{"JupyterKernelSpec", "JupyterKernelTemplate", "JupyterGateway", "JupyterNotebook", "JupyterKernel"}
+}
+
+// ValidatePath is the path of the validating webhook of kind.
+func ValidatePath(kind string) string {
+	return PathValidatePrefix + strings.ToLower(kind)
+}
+
+// newScheme holds the Kubernetes and elastic-jupyter types.
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	if err := ejv1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	return scheme, nil
 }

@@ -5,22 +5,27 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// DefaultPolicyConfigMap is the name of the team policy ConfigMap.
+// DefaultPolicyConfigMap is the default name of the team policy ConfigMap.
 const DefaultPolicyConfigMap = "elastic-jupyter-policy"
 
-// PolicyStore reads the team policy ConfigMap live (through the manager's cache, which watches
-// only that ConfigMap) and parses each version once.
+// PolicyStore reads the team policy ConfigMap live, through a cached reader whose informer
+// watches only that ConfigMap, and parses each version once. An edit applies to the next
+// admission request, without a restart.
 type PolicyStore struct {
 	// Reader reads the ConfigMap (a cached client).
 	Reader client.Reader
 	// Key names the ConfigMap.
 	Key types.NamespacedName
+	// Log reports each new version of the policy (loaded or invalid); the zero value logs
+	// nothing.
+	Log logr.Logger
 
 	mu      sync.Mutex
 	version string
@@ -29,26 +34,41 @@ type PolicyStore struct {
 }
 
 // Policy returns the current policy: an empty one when the ConfigMap does not exist, an error
-// when it is invalid (kernel pods are then refused until it is fixed: GPU limits are not
-// silently lifted).
+// when it is invalid (kernel pods and kernelspecs are then refused until it is fixed, so GPU
+// limits are never silently lifted by a typo).
 func (s *PolicyStore) Policy(ctx context.Context) (*Policy, error) {
 	cm := &corev1.ConfigMap{}
+	version := ""
 	if err := s.Reader.Get(ctx, s.Key, cm); err != nil {
-		if apierrors.IsNotFound(err) {
-			return &Policy{}, nil
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading the team policy ConfigMap %s: %w", s.Key, err)
 		}
-		return nil, fmt.Errorf("reading the team policy %s: %w", s.Key, err)
+		cm = nil
+	} else {
+		version = cm.ResourceVersion
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cm.ResourceVersion == s.version && s.version != "" {
-		return s.policy, s.err
+	if s.policy != nil || s.err != nil {
+		if version == s.version {
+			return s.policy, s.err
+		}
 	}
-	p, err := ParsePolicy([]byte(cm.Data[PolicyKey]))
-	if err != nil {
-		err = fmt.Errorf("the team policy ConfigMap %s is invalid, fix it: %w", s.Key, err)
+	var p *Policy
+	var err error
+	if cm == nil {
+		p = &Policy{}
+		s.Log.Info("no team policy ConfigMap: no GPU limits, no GPU by default", "configMap", s.Key.String())
+	} else {
+		p, err = ParsePolicy([]byte(cm.Data[PolicyKey]))
+		if err != nil {
+			err = fmt.Errorf("the team policy ConfigMap %s is invalid, fix it: %w", s.Key, err)
+			s.Log.Error(err, "team policy refused: kernel pods and kernelspecs are refused until it is fixed", "resourceVersion", version)
+		} else {
+			s.Log.Info("team policy loaded", "configMap", s.Key.String(), "resourceVersion", version, "teams", len(p.Teams))
+		}
 	}
-	s.version, s.policy, s.err = cm.ResourceVersion, p, err
+	s.version, s.policy, s.err = version, p, err
 	return p, err
 }
 
