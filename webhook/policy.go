@@ -103,7 +103,7 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	}
 	strict, err := kjson.UnmarshalStrict(js, p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", PolicyKey, err)
+		return nil, fmt.Errorf("%s: %w (quote a name that YAML reads as a boolean or a number, such as yes, no, on, off, y, n)", PolicyKey, err)
 	}
 	if len(strict) > 0 {
 		return nil, fmt.Errorf("%s: %w (the fields are default, teams[].name, namespaces, gpu.{resourceName, defaultPerKernel, maxPerKernel, clientMayRequest}, tolerations, nodeSelector)",

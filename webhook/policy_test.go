@@ -84,6 +84,7 @@ func TestParsePolicyRefusesBadInput(t *testing.T) {
 		{"a duplicate key", "default:\n  gpu: {maxPerKernel: 1}\n  gpu: {maxPerKernel: 2}\n", []string{"not valid YAML", "already set"}},
 		{"a wrong type", "default:\n  gpu: {maxPerKernel: two}\n", []string{"default.gpu.maxPerKernel"}},
 		{"not YAML", "teams: [\n", []string{"not valid YAML"}},
+		{"a namespace YAML reads as a boolean", "teams:\n  - name: a\n    namespaces: [no]\n", []string{"teams.namespaces", "quote a name"}},
 		{"a negative maximum", "teams:\n  - name: a\n    namespaces: [x]\n    gpu: {maxPerKernel: -1}\n", []string{"teams[0].gpu.maxPerKernel", "must be 0 or more"}},
 		{"a negative default", "default:\n  gpu: {defaultPerKernel: -1}\n", []string{"default.gpu.defaultPerKernel"}},
 		{"a default over the maximum", "default:\n  gpu: {defaultPerKernel: 2, maxPerKernel: 1}\n", []string{"default.gpu.defaultPerKernel", "must not exceed maxPerKernel (1)"}},
