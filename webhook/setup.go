@@ -34,17 +34,22 @@ const DefaultPort = 9443
 
 // Options configure the webhook.
 type Options struct {
-	// Host and Port are where the webhook serves HTTPS (default all addresses, DefaultPort).
+	// Host is the address the webhook serves HTTPS on (default: all).
 	Host string
+	// Port is the HTTPS port (default DefaultPort).
 	Port int
 	// CertDir holds tls.crt and tls.key; a rotation of the files is picked up without a
 	// restart.
 	CertDir string
-	// MetricsAddr and ProbeAddr serve metrics and /healthz, /readyz ("0" turns one off).
-	MetricsAddr, ProbeAddr string
-	// PolicyNamespace and PolicyConfigMap name the team policy ConfigMap (PolicyConfigMap
-	// defaults to DefaultPolicyConfigMap).
-	PolicyNamespace, PolicyConfigMap string
+	// MetricsAddr is the metrics endpoint's address ("0" turns it off).
+	MetricsAddr string
+	// ProbeAddr is the address of /healthz and /readyz ("0" turns them off).
+	ProbeAddr string
+	// PolicyNamespace is the namespace of the team policy ConfigMap (required).
+	PolicyNamespace string
+	// PolicyConfigMap is the name of the team policy ConfigMap (default
+	// DefaultPolicyConfigMap).
+	PolicyConfigMap string
 	// Mutate are the mutation's settings.
 	Mutate MutateOptions
 }
