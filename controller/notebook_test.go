@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	"github.com/elastic-jupyter/elastic-jupyter/controller"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
@@ -84,7 +85,9 @@ func TestOriginalManifestsMakeTheOriginalDeploymentsAndServices(t *testing.T) {
 	require.NotNil(t, tok.ValueFrom.SecretKeyRef, "the gateway token comes from its Secret")
 	assert.Equal(t, "jupytergateway-elastic-token", tok.ValueFrom.SecretKeyRef.Name)
 	assert.Equal(t, "example.com/notebook:test", c.Image, "the controller's --notebook-image is the default")
-	assert.Equal(t, []string{"jupyter", "notebook", "--ip=0.0.0.0", "--port=8888", "--no-browser"}, c.Command)
+	assert.Equal(t, []string{"jupyter", "notebook", "--ip=$(NOTEBOOK_IP)", "--port=8888", "--no-browser"}, c.Command)
+	assert.Contains(t, c.Env, corev1.EnvVar{Name: controller.EnvNotebookIP, Value: "0.0.0.0"},
+		"it listens on every address by default, so kubectl port-forward reaches it")
 	assert.Contains(t, c.Args, "--NotebookApp.token=", "auth mode disable turns the token off")
 	assert.Contains(t, c.Args, "--NotebookApp.password=")
 	assert.Equal(t, "/api", c.ReadinessProbe.HTTPGet.Path)

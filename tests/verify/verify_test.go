@@ -20,7 +20,7 @@ func copyTree(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
 	root := testenv.RepoRoot()
-	for _, p := range []string{"go.mod", "go.sum", "api", "crds", "hack", "config", "charts"} {
+	for _, p := range []string{"go.mod", "go.sum", "api", "controller", "internal", "crds", "hack", "config", "charts"} {
 		if _, err := os.Stat(filepath.Join(root, p)); os.IsNotExist(err) {
 			continue
 		}
