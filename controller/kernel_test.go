@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -245,4 +247,41 @@ func assertControlledBy(t *testing.T, obj, owner client.Object) {
 	require.NotNil(t, ref, "%T %s has a controller owner reference", obj, obj.GetName())
 	assert.Equal(t, owner.GetUID(), ref.UID, "%T %s is controlled by %s", obj, obj.GetName(), owner.GetName())
 	assert.True(t, ptr.Deref(ref.BlockOwnerDeletion, false))
+}
+
+// The gateway suspends and resumes as fast as the culler and the next cell come: a resume
+// racing its suspension must bring a fresh pod, never a failed kernel.
+func TestKernelRapidSuspendResumeNeverFails(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	k := kernelFixture(t, ns, "c0ffee00-1111-4222-8333-444455556666")
+	w, err := k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(ns), client.MatchingLabels{ejv1.LabelKernelID: k.Name})
+	require.NoError(t, err)
+	defer w.Stop()
+	next := func(typ watch.EventType) {
+		t.Helper()
+		timeout := time.After(wait)
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				if ev.Type == typ {
+					return
+				}
+			case <-timeout:
+				got := &ejv1.JupyterKernel{}
+				_ = k8s.Get(ctx, client.ObjectKeyFromObject(k), got)
+				t.Fatalf("no %s pod event; kernel status: %+v", typ, got.Status)
+			}
+		}
+	}
+	require.NoError(t, k8s.Create(ctx, k))
+	next(watch.Added)
+	for range 10 {
+		update(t, k, func(k *ejv1.JupyterKernel) { k.Spec.Suspend = true })
+		next(watch.Deleted)
+		update(t, k, func(k *ejv1.JupyterKernel) { k.Spec.Suspend = false })
+		next(watch.Added)
+	}
+	got := kernelIn(t, k, phaseIs(ejv1.KernelPending), "the last resume leaves a pending kernel")
+	assert.NotEqual(t, ejv1.KernelFailed, got.Status.Phase)
 }

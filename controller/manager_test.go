@@ -41,6 +41,17 @@ func TestManagerServesProbesAndMetricsAndHoldsTheLease(t *testing.T) {
 	}, wait, poll, "controller-runtime's metrics are served")
 }
 
+// tryGet is get without failing the test.
+func tryGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {
