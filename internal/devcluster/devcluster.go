@@ -66,7 +66,12 @@ func (c *Config) defaults() {
 	if c.GPUs < 0 {
 		c.GPUs = 0
 	}
-	c.Dir, _ = filepath.Abs(c.Dir)
+	// Every process runs in Dir: the paths it is given must not depend on where make ran.
+	for _, p := range []*string{&c.Dir, &c.ToolsBin, &c.Root, &c.ProjectBin} {
+		if *p != "" {
+			*p, _ = filepath.Abs(*p)
+		}
+	}
 }
 
 // Cluster is a running local cluster.

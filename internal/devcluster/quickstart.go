@@ -82,7 +82,8 @@ func (cl *Cluster) PrintWelcome(w io.Writer) {
 elastic-jupyter is running: a local control plane, a CPU node and a GPU node with %d fake GPU(s),
 the controller, the webhook, and team-a's gateway and notebook server.
 
-  Open the notebook:   %s   (the token is in %s)
+  Open the notebook:   %s
+                       (NOTEBOOK_URL in %s)
   Use kubectl:         export KUBECONFIG=%s   (or: source %s)
 
 Then try it:
@@ -96,6 +97,6 @@ Then try it:
   4. Run another cell: the kernel comes back on demand.
 
 Logs of every component are in %s. 'make down' stops everything.
-`, cl.cfg.GPUs, env.NotebookBase, filepath.Join(dir, "env"), env.Kubeconfig, filepath.Join(dir, "env"),
+`, cl.cfg.GPUs, env.NotebookURL, filepath.Join(dir, "env"), env.Kubeconfig, filepath.Join(dir, "env"),
 		TeamNamespace, TeamNamespace, filepath.Join(dir, "logs"))
 }
