@@ -92,11 +92,11 @@ Then try it:
   2. Watch the kernel pod appear on the GPU node:
        kubectl get jupyterkernels,pods -n %s -o wide -w
   3. Leave it idle for two minutes: the kernel is suspended, its pod goes and the GPU returns:
-       kubectl get nodes -o custom-columns=NODE:.metadata.name,GPUS:.status.allocatable.nvidia\.com/gpu
+       kubectl describe node %s | grep nvidia.com/gpu   (the last line: GPUs allocated)
        kubectl get jupytergateway -n %s
   4. Run another cell: the kernel comes back on demand.
 
 Logs of every component are in %s. 'make down' stops everything.
 `, cl.cfg.GPUs, env.NotebookURL, filepath.Join(dir, "env"), env.Kubeconfig, filepath.Join(dir, "env"),
-		TeamNamespace, TeamNamespace, filepath.Join(dir, "logs"))
+		TeamNamespace, cl.cfg.NodeName+"-gpu", TeamNamespace, filepath.Join(dir, "logs"))
 }
