@@ -29,6 +29,7 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
 // These tests run the notebook container the controller specifies — its command, arguments,
@@ -96,7 +97,7 @@ func runNotebook(t *testing.T, d *appsv1.Deployment, gatewayURL string) string {
 		}
 	}
 
-	port := freeAddr()[len("127.0.0.1:"):]
+	port := testenv.FreeAddr()[len("127.0.0.1:"):]
 	environ := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "USER=jovyan", "LANG=C.UTF-8"}
 	for _, e := range c.Env {
 		value := e.Value

@@ -40,7 +40,7 @@ func TestRestartedControllerChangesNothing(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building elastic-jupyter: %s", out)
 
-	metrics := freeAddr()
+	metrics := testenv.FreeAddr()
 	cmd := exec.Command(bin, "controller", "--kubeconfig", env.Kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
 		"--image", "example.com/elastic-jupyter:test", "--notebook-image", "example.com/notebook:test",

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,7 +31,7 @@ import (
 var (
 	env        *testenv.Env
 	k8s        client.WithWatch
-	logs       = &syncBuffer{}
+	logs       = &testenv.SyncBuffer{}
 	metricsURL string
 	probeURL   string
 )
@@ -72,7 +71,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	metricsAddr, probeAddr := freeAddr(), freeAddr()
+	metricsAddr, probeAddr := testenv.FreeAddr(), testenv.FreeAddr()
 	metricsURL, probeURL = "http://"+metricsAddr, "http://"+probeAddr
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
 		MetricsAddr: metricsAddr, ProbeAddr: probeAddr,
@@ -146,32 +145,4 @@ func controllerConfig() (*rest.Config, error) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: controllerUser, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	return cfg, nil
-}
-
-// freeAddr is a free local TCP address.
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects the controller's logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,7 +46,7 @@ var (
 	webhookConfig *rest.Config
 	// metricsURL is the webhook's metrics endpoint.
 	metricsURL string
-	logs       syncBuffer
+	logs       testenv.SyncBuffer
 )
 
 func TestMain(m *testing.M) {
@@ -81,7 +80,7 @@ func run(m *testing.M) int {
 	}
 
 	wh := env.Envtest.WebhookInstallOptions
-	metricsAddr, probeAddr := freeAddr(), freeAddr()
+	metricsAddr, probeAddr := testenv.FreeAddr(), testenv.FreeAddr()
 	metricsURL = "http://" + metricsAddr + "/metrics"
 	opts := webhook.Options{
 		Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
@@ -227,33 +226,6 @@ func webhookRequests(t *testing.T, path string) int {
 		total += int(n)
 	}
 	return total
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects the webhook's logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // warnings records the warnings the API server returns to a client.
