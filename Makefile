@@ -55,7 +55,7 @@ deps: ## Install the Debian packages the tests need (ipykernel, Jupyter Server, 
 	hack/deps.sh
 
 .PHONY: manifests
-manifests: tools-controller-gen ## Generate deepcopy code and the CRDs in crds/.
+manifests: tools-controller-gen ## Generate deepcopy code, the CRDs in crds/ (and the chart's copies) and the controller's RBAC.
 	hack/generate.sh
 
 .PHONY: verify

@@ -17,3 +17,10 @@ rm -f crds/*.yaml
 mkdir -p config/rbac
 rm -f config/rbac/role.yaml
 "$cg" rbac:roleName=elastic-jupyter-controller output:rbac:artifacts:config=config/rbac paths=./controller/...
+# The chart's copies of the CRDs (charts/elastic-jupyter/charts/crds renders them from files/).
+chart_crds=charts/elastic-jupyter/charts/crds/files
+if [[ -d $(dirname "$chart_crds") ]]; then
+  mkdir -p "$chart_crds"
+  rm -f "$chart_crds"/*.yaml
+  cp crds/*.yaml "$chart_crds/"
+fi

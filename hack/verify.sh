@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a generated file differs from what the generators make now: the deepcopy
-# functions, the CRDs in crds/, the chart's copies of the CRDs, and the controller's RBAC in
+# functions, the CRDs in crds/, the chart's copies of the CRDs (charts/elastic-jupyter/charts/crds/files), and the controller's RBAC in
 # config/rbac/. Changes nothing in the tree it checks, which is $1 (default: this repository).
 set -euo pipefail
 root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
@@ -24,14 +24,13 @@ if ! diff -ru "$root/config/rbac" "$tmp/config/rbac"; then
   echo "verify: config/rbac/ is out of date or was edited by hand: run 'make manifests'" >&2
   status=1
 fi
-chart_crds=$root/charts/elastic-jupyter/charts/crds/templates
+chart_crds=$root/charts/elastic-jupyter/charts/crds/files
 if [[ -d $chart_crds ]]; then
-  for f in "$root"/crds/*.yaml; do
-    if ! cmp -s "$f" "$chart_crds/$(basename "$f")"; then
-      echo "verify: $chart_crds/$(basename "$f") differs from crds/: run 'make manifests'" >&2
-      status=1
-    fi
-  done
+  if ! diff -r -q "$root/crds" "$chart_crds" >/dev/null; then
+    diff -ru "$root/crds" "$chart_crds" | head -40 || true
+    echo "verify: $chart_crds differs from crds/: run 'make manifests'" >&2
+    status=1
+  fi
 fi
 [[ $status -eq 0 ]] && echo "verify: generated files are up to date"
 exit $status

@@ -1,0 +1,50 @@
+{{/*
+elastic-jupyter.merge: base deep-merged with over, as YAML. Unlike sprig's merge functions it
+lets a team set a default's true to false and a number to 0 (cullIdleTimeout: 0,
+maxPerKernel: 0). Lists are replaced, not appended.
+*/}}
+{{- define "elastic-jupyter.merge" -}}
+{{- $out := deepCopy .base -}}
+{{- range $k, $v := .over -}}
+{{- if and (kindIs "map" $v) (kindIs "map" (index $out $k)) -}}
+{{- $_ := set $out $k (include "elastic-jupyter.merge" (dict "base" (index $out $k) "over" $v) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/*
+elastic-jupyter.teams: every team of .Values.teams merged over .Values.teamDefaults, checked,
+as YAML {teams: [...]}. Fails with a message that names the team and the value to fix.
+*/}}
+{{- define "elastic-jupyter.teams" -}}
+{{- $teams := list -}}
+{{- $seen := dict -}}
+{{- range $i, $t := .Values.teams -}}
+{{- $team := include "elastic-jupyter.merge" (dict "base" $.Values.teamDefaults "over" $t) | fromYaml -}}
+{{- range $team.namespaces -}}
+{{- if hasKey $seen . -}}
+{{- fail (printf "teams[%d] (%s): namespace %q already belongs to team %s; a namespace belongs to one team" $i $team.name . (get $seen .)) -}}
+{{- end -}}
+{{- $_ := set $seen . $team.name -}}
+{{- end -}}
+{{- $res := $team.gpu.resourceName -}}
+{{- if and (not (contains "gpu" $res)) (not (has $res $.Values.controller.gpuResources)) -}}
+{{- fail (printf "teams[%d] (%s): gpu.resourceName %q does not contain \"gpu\": add it to controller.gpuResources so the controller counts it as GPUs" $i $team.name $res) -}}
+{{- end -}}
+{{- $specs := list -}}
+{{- range $j, $k := $team.kernelspecs -}}
+{{- $spec := include "elastic-jupyter.merge" (dict "base" $team.kernelDefaults "over" $k) | fromYaml -}}
+{{- $gpus := int (default 0 $spec.gpus) -}}
+{{- if gt $gpus (int $team.gpu.maxPerKernel) -}}
+{{- fail (printf "teams[%d] (%s): kernelspecs[%d] (%s) asks %d GPUs but gpu.maxPerKernel is %d: lower gpus or raise the team's maxPerKernel" $i $team.name $j $spec.name $gpus (int $team.gpu.maxPerKernel)) -}}
+{{- end -}}
+{{- $specs = append $specs $spec -}}
+{{- end -}}
+{{- $_ := set $team "kernelspecs" $specs -}}
+{{- $teams = append $teams $team -}}
+{{- end -}}
+{{- toYaml (dict "teams" $teams) -}}
+{{- end -}}
