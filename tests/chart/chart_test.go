@@ -1,0 +1,267 @@
+package chart
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/yaml"
+
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
+)
+
+func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
+	cases := map[string][]string{
+		"defaults":             nil,
+		"without cert-manager": {"--set", "certManager.enabled=false"},
+	}
+	for _, f := range valuesFiles(t) {
+		cases[filepath.Base(f)] = []string{"-f", f}
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, err := helmCmd(t, nil, append([]string{"lint", "--strict", chartDir}, args...)...)
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "0 chart(s) failed")
+			assert.NotContains(t, out, "[WARNING]")
+			assert.NotContains(t, out, "[INFO]")
+		})
+	}
+}
+
+func TestChartCRDsEqualTheRepositorys(t *testing.T) {
+	repo, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "crds", "*.yaml"))
+	require.NoError(t, err)
+	require.Len(t, repo, 5)
+	rendered := objects(t, render(t, nil, nil))
+	crds := ofKind[apiextensionsv1.CustomResourceDefinition](t, rendered, "CustomResourceDefinition")
+	require.Len(t, crds, len(repo))
+	for _, f := range repo {
+		want, err := os.ReadFile(f)
+		require.NoError(t, err)
+		copied, err := os.ReadFile(filepath.Join(chartDir, "charts", "crds", "files", filepath.Base(f)))
+		require.NoError(t, err, "the chart carries %s", filepath.Base(f))
+		assert.Equal(t, string(want), string(copied), "the chart's copy of %s is identical: run make manifests", filepath.Base(f))
+
+		var crd apiextensionsv1.CustomResourceDefinition
+		require.NoError(t, yaml.UnmarshalStrict(want, &crd))
+		for _, got := range crds {
+			if got.Name == crd.Name {
+				assert.Equal(t, crd.Spec, got.Spec, "the rendered %s is crds/'s", crd.Name)
+				assert.Equal(t, "keep", got.Annotations["helm.sh/resource-policy"], "CRDs stay on uninstall by default")
+				assert.Equal(t, "Helm", got.Labels["app.kubernetes.io/managed-by"])
+			}
+		}
+	}
+	crds = ofKind[apiextensionsv1.CustomResourceDefinition](t, objects(t, render(t, nil, map[string]string{"crds.keep": "false"})), "CustomResourceDefinition")
+	for _, c := range crds {
+		assert.NotContains(t, c.Annotations, "helm.sh/resource-policy", "crds.keep=false lets uninstall remove %s", c.Name)
+	}
+	crds = ofKind[apiextensionsv1.CustomResourceDefinition](t, objects(t, render(t, nil, map[string]string{"crds.enabled": "false"})), "CustomResourceDefinition")
+	assert.Empty(t, crds)
+}
+
+func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
+	objs := objects(t, render(t, []string{filepath.Join(valuesDir, "multi-team.yaml")}, nil))
+	type want struct {
+		ns      string
+		timeout int32
+		policy  ejv1.CullPolicy
+		kernels []string
+	}
+	for team, w := range map[string]want{
+		"vision":    {"team-vision", 1200, ejv1.CullPolicySuspend, []string{"python3-gpu", "python3-2gpu"}},
+		"nlp":       {"team-nlp", 600, ejv1.CullPolicySuspend, []string{"python3-mig"}},
+		"analytics": {"team-analytics", 3600, ejv1.CullPolicyDelete, []string{"python3"}},
+	} {
+		gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", w.ns, "gateway")
+		assert.Equal(t, w.timeout, *gw.Spec.CullIdleTimeout, team)
+		assert.Equal(t, w.policy, gw.Spec.CullPolicy, team)
+		assert.EqualValues(t, 60, *gw.Spec.CullInterval, "%s keeps the default interval", team)
+		assert.False(t, gw.Spec.CullBusy, team)
+		assert.False(t, gw.Spec.CullConnected, team)
+		assert.Equal(t, w.kernels, gw.Spec.Kernels, team)
+		assert.Equal(t, w.kernels[0], *gw.Spec.DefaultKernel, team)
+		assert.Equal(t, team, gw.Labels["kubeflow.tkestack.io/team"])
+		for _, k := range w.kernels {
+			ks := named[ejv1.JupyterKernelSpec](t, objs, "JupyterKernelSpec", w.ns, k)
+			assert.Equal(t, "quay.io/jupyter/scipy-notebook:2024-10-07", ks.Spec.Image, "the shared kernel default applies")
+			assert.Contains(t, ks.Spec.Command, "{connection_file}")
+		}
+	}
+	named[corev1.Namespace](t, objs, "Namespace", "", "team-vision-dev")
+
+	// A team may set a default's true to false and a number to 0.
+	objs = objects(t, render(t, []string{filepath.Join(valuesDir, "gpu-team.yaml")}, map[string]string{
+		"teams[0].gateway.cullIdleTimeout": "0", "teams[0].createNamespace": "false",
+	}))
+	gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-vision", "gateway")
+	assert.EqualValues(t, 0, *gw.Spec.CullIdleTimeout)
+	assert.Empty(t, ofKind[corev1.Namespace](t, objs, "Namespace"))
+}
+
+func TestFirstInstallLeavesTeamObjectsForTheUpgrade(t *testing.T) {
+	out, err := renderE(t, []string{filepath.Join(valuesDir, "gpu-team.yaml")}, nil)
+	require.NoError(t, err)
+	objs := objects(t, out)
+	assert.Empty(t, ofKind[ejv1.JupyterGateway](t, objs, "JupyterGateway"), "without the CRDs in the API, no custom resource is rendered")
+	assert.NotEmpty(t, ofKind[apiextensionsv1.CustomResourceDefinition](t, objs, "CustomResourceDefinition"))
+	named[corev1.Namespace](t, objs, "Namespace", "", "team-vision")
+}
+
+func TestEveryPodRunsAsNonRoot(t *testing.T) {
+	for _, set := range []map[string]string{nil, {"certManager.enabled": "false"}} {
+		objs := objects(t, render(t, []string{filepath.Join(valuesDir, "multi-team.yaml")}, set))
+		deps := ofKind[appsv1.Deployment](t, objs, "Deployment")
+		require.Len(t, deps, 2, "the controller and the webhook")
+		for _, d := range deps {
+			pod := d.Spec.Template.Spec
+			require.NotNil(t, pod.SecurityContext, d.Name)
+			assert.True(t, *pod.SecurityContext.RunAsNonRoot, d.Name)
+			assert.NotZero(t, *pod.SecurityContext.RunAsUser, d.Name)
+			assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SecurityContext.SeccompProfile.Type, d.Name)
+			for _, c := range pod.Containers {
+				sc := c.SecurityContext
+				require.NotNil(t, sc, "%s/%s", d.Name, c.Name)
+				assert.False(t, *sc.AllowPrivilegeEscalation, "%s/%s", d.Name, c.Name)
+				assert.True(t, *sc.ReadOnlyRootFilesystem, "%s/%s", d.Name, c.Name)
+				assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop, "%s/%s", d.Name, c.Name)
+				assert.NotNil(t, c.Resources.Requests, "%s/%s has resources", d.Name, c.Name)
+				assert.NotNil(t, c.ReadinessProbe, "%s/%s has a readiness probe", d.Name, c.Name)
+			}
+			for _, k := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"} {
+				assert.Contains(t, d.Labels, k, d.Name)
+			}
+		}
+	}
+}
+
+func TestImageRepositoryTagDigestAndPullPolicy(t *testing.T) {
+	image := func(set map[string]string) (string, corev1.PullPolicy) {
+		objs := objects(t, render(t, nil, set))
+		d := named[appsv1.Deployment](t, objs, "Deployment", namespace, "ej-elastic-jupyter-controller")
+		return d.Spec.Template.Spec.Containers[0].Image, d.Spec.Template.Spec.Containers[0].ImagePullPolicy
+	}
+	img, pull := image(nil)
+	assert.Equal(t, "ghcr.io/elastic-jupyter/elastic-jupyter:0.1.0", img, "the tag defaults to the chart's appVersion")
+	assert.Equal(t, corev1.PullIfNotPresent, pull)
+	img, _ = image(map[string]string{"global.image.repository": "registry.example/ej", "global.image.tag": "v2"})
+	assert.Equal(t, "registry.example/ej:v2", img)
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	img, _ = image(map[string]string{"global.image.digest": digest, "global.image.pullPolicy": "Always"})
+	assert.Equal(t, "ghcr.io/elastic-jupyter/elastic-jupyter@"+digest, img)
+}
+
+func TestRBACGrantsNoWildcards(t *testing.T) {
+	objs := objects(t, render(t, []string{filepath.Join(valuesDir, "multi-team.yaml")}, nil))
+	var rules []rbacv1.PolicyRule
+	for _, r := range ofKind[rbacv1.ClusterRole](t, objs, "ClusterRole") {
+		rules = append(rules, r.Rules...)
+	}
+	for _, r := range ofKind[rbacv1.Role](t, objs, "Role") {
+		rules = append(rules, r.Rules...)
+	}
+	require.NotEmpty(t, rules)
+	for _, r := range rules {
+		for _, list := range [][]string{r.Verbs, r.Resources, r.APIGroups} {
+			assert.NotContains(t, list, "*", "rule %+v", r)
+		}
+		assert.NotContains(t, r.Verbs, "escalate", "rule %+v", r)
+		assert.NotContains(t, r.Verbs, "impersonate", "rule %+v", r)
+	}
+}
+
+// The chart grants exactly the RBAC the code declares: the controller's ClusterRole is
+// generated from its markers into config/rbac, the webhook's is config/webhook/rbac.yaml.
+func TestRBACMatchesWhatTheCodeNeeds(t *testing.T) {
+	objs := objects(t, render(t, nil, nil))
+	for _, c := range []struct{ file, kind, generated, rendered, ns string }{
+		{"config/rbac/role.yaml", "ClusterRole", "elastic-jupyter-controller", "ej-elastic-jupyter-controller", ""},
+		{"config/rbac/role.yaml", "Role", "elastic-jupyter-controller", "ej-elastic-jupyter-controller-leader-election", namespace},
+		{"config/webhook/rbac.yaml", "ClusterRole", "elastic-jupyter-webhook", "ej-elastic-jupyter-webhook", ""},
+		{"config/webhook/rbac.yaml", "Role", "elastic-jupyter-webhook-policy", "ej-elastic-jupyter-webhook-policy", namespace},
+	} {
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), c.file))
+		require.NoError(t, err)
+		var want []rbacv1.PolicyRule
+		for _, o := range objects(t, string(data)) {
+			if o.GetKind() == c.kind && o.GetName() == c.generated {
+				want = ofKind[rbacv1.ClusterRole](t, objects(t, mustYAML(t, o.Object)), c.kind)[0].Rules
+			}
+		}
+		require.NotEmpty(t, want, "%s has %s %s", c.file, c.kind, c.generated)
+		var got []rbacv1.PolicyRule
+		if c.kind == "ClusterRole" {
+			got = named[rbacv1.ClusterRole](t, objs, c.kind, "", c.rendered).Rules
+		} else {
+			got = named[rbacv1.Role](t, objs, c.kind, c.ns, c.rendered).Rules
+		}
+		assert.ElementsMatch(t, want, got, "%s %s grants what %s says", c.kind, c.rendered, c.file)
+	}
+}
+
+// valuesFile writes a values file for one test.
+func valuesFile(t *testing.T, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(content), 0o644))
+	return f
+}
+
+func mustYAML(t *testing.T, v any) string {
+	t.Helper()
+	out, err := yaml.Marshal(v)
+	require.NoError(t, err)
+	return string(out)
+}
+
+func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
+	for set, msg := range map[string]string{
+		"controller.replica=2":                    "additional properties 'replica' not allowed",
+		"teamDefaults.gateway.culIdleTimeout=60":  "additional properties 'culIdleTimeout' not allowed",
+		"teamDefaults.gateway.cullPolicy=Pause":   "value must be one of 'Delete', 'Suspend'",
+		"webhook.failurePolicy=Sometimes":         "value must be one of 'Fail', 'Ignore'",
+		"teamDefaults.gateway.cullIdleTimeout=-1": "minimum",
+		"teamDefaults.gpu.maxPerKernel=two":       "got string, want integer",
+		"certManager.enabled=maybe":               "got string, want boolean",
+	} {
+		k, v, _ := strings.Cut(set, "=")
+		_, err := renderE(t, nil, map[string]string{k: v})
+		require.Error(t, err, set)
+		assert.Contains(t, err.Error(), "values don't meet the specifications of the schema", set)
+		assert.Contains(t, err.Error(), msg, set)
+	}
+}
+
+func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
+	gpuTeam := []string{filepath.Join(valuesDir, "gpu-team.yaml")}
+	for name, c := range map[string]struct {
+		files []string
+		set   map[string]string
+		msg   string
+	}{
+		"a namespace in two teams": {gpuTeam, map[string]string{"teams[1].name": "other", "teams[1].namespaces[0]": "team-vision"},
+			`namespace "team-vision" already belongs to team vision`},
+		"a MIG profile the controller does not count": {gpuTeam, map[string]string{"teams[0].gpu.resourceName": "nvidia.com/mig-1g.10gb"},
+			`add it to controller.gpuResources`},
+		"a kernelspec over the team's maximum": {gpuTeam, map[string]string{"teams[0].kernelspecs[0].gpus": "3"},
+			`kernelspecs[0] (python3-gpu) asks 3 GPUs but gpu.maxPerKernel is 2`},
+		"a team without namespaces": {nil, map[string]string{"teams[0].name": "x"}, `missing property 'namespaces'`},
+		"an argv without the connection file": {append(gpuTeam, valuesFile(t, "teamDefaults: {kernelDefaults: {command: [python3, -m, ipykernel_launcher]}}")), nil,
+			`at '/teamDefaults/kernelDefaults/command'`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := renderE(t, c.files, c.set, withCRDs)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.msg)
+		})
+	}
+}
