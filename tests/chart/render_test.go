@@ -128,6 +128,16 @@ func named[T any](t *testing.T, objs []*unstructured.Unstructured, kind, ns, nam
 	return nil
 }
 
+// find is the object of kind named name, or nil.
+func find(objs []*unstructured.Unstructured, kind, ns, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name && o.GetNamespace() == ns {
+			return o
+		}
+	}
+	return nil
+}
+
 // helmCmd runs the cached helm.
 func helmCmd(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
