@@ -248,6 +248,16 @@ func TestGatewayKubernetes(t *testing.T) {
 		}, 2*time.Minute, 250*time.Millisecond, "every kernel of this test and its pod are gone")
 	})
 
+	// Another test's kernel may still be giving the single GPU back.
+	require.Eventually(t, func() bool {
+		for _, k := range kernels(t) {
+			if k.Status.GPUs > 0 {
+				return false
+			}
+		}
+		return true
+	}, 3*time.Minute, 250*time.Millisecond, "no kernel holds the GPU")
+
 	// A python3-gpu kernel runs in its own pod, mutated by the webhook, on the GPU node.
 	a := g.start("python3-gpu")
 	started = append(started, a)
