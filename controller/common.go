@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,9 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
@@ -29,6 +32,22 @@ const (
 )
 
 // commonLabels are the labels of every object made for an owner CR.
+// specOrLabelsChanged passes the events of a reconciled kind that change its spec or its
+// labels: its own status writes move neither and need no reconcile.
+var specOrLabelsChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
+
+// nonRootPodSecurityContext runs a pod as uid:gid, never root, with the runtime's default
+// seccomp profile.
+func nonRootPodSecurityContext(uid, gid int64) *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To(uid),
+		RunAsGroup:     ptr.To(gid),
+		FSGroup:        ptr.To(gid),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
 func commonLabels(component, instance string) map[string]string {
 	return map[string]string{
 		ejv1.LabelName:      "elastic-jupyter",

@@ -52,7 +52,7 @@ type GatewayReconciler struct {
 func (r *GatewayReconciler) setup(mgr manager.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("jupytergateway").
-		For(&ejv1.JupyterGateway{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&ejv1.JupyterGateway{}, builder.WithPredicates(specOrLabelsChanged)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
@@ -43,7 +42,7 @@ func (r *KernelReconciler) setup(mgr manager.Manager) error {
 		Named("jupyterkernel").
 		// Status writes (the gateway's activity, this controller's own) do not change the
 		// generation and need no reconcile.
-		For(&ejv1.JupyterKernel{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&ejv1.JupyterKernel{}, builder.WithPredicates(specOrLabelsChanged)).
 		Owns(&corev1.Pod{}).
 		Owns(&corev1.Secret{}).
 		Watches(&ejv1.JupyterKernelSpec{}, handler.EnqueueRequestsFromMapFunc(r.kernelsOfSpec)).

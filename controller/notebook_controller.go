@@ -55,7 +55,7 @@ type NotebookReconciler struct {
 func (r *NotebookReconciler) setup(mgr manager.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("jupyternotebook").
-		For(&ejv1.JupyterNotebook{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		For(&ejv1.JupyterNotebook{}, builder.WithPredicates(specOrLabelsChanged)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.Secret{}).

@@ -249,13 +249,7 @@ func defaultNotebookTemplate(image string) *corev1.PodTemplateSpec {
 				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			},
 		}},
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To[int64](notebookUID),
-			RunAsGroup:     ptr.To[int64](notebookGID),
-			FSGroup:        ptr.To[int64](notebookGID),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		SecurityContext: nonRootPodSecurityContext(notebookUID, notebookGID),
 	}}
 }
 
