@@ -33,7 +33,7 @@ type Config struct {
 	// ControllerMetricsPort and ControllerHealthPort are the controller's (default 8080, 8081);
 	// the webhook uses the next two (8082, 8083).
 	ControllerMetricsPort, ControllerHealthPort int
-	// GPUs is the number of fake GPUs on the devnode (default 2).
+	// GPUs is the number of fake GPUs on the GPU devnode (0: none; `make up` asks for 2).
 	GPUs int
 	// NodeName prefixes the devnodes' names: NodeName-cpu and NodeName-gpu (default "devnode").
 	NodeName string
@@ -57,14 +57,8 @@ func (c *Config) defaults() {
 	if c.ControllerHealthPort == 0 {
 		c.ControllerHealthPort = 8081
 	}
-	if c.GPUs == 0 {
-		c.GPUs = 2
-	}
 	if c.NodeName == "" {
 		c.NodeName = "devnode"
-	}
-	if c.GPUs < 0 {
-		c.GPUs = 0
 	}
 	// Every process runs in Dir: the paths it is given must not depend on where make ran.
 	for _, p := range []*string{&c.Dir, &c.ToolsBin, &c.Root, &c.ProjectBin} {
@@ -114,6 +108,9 @@ func (cl *Cluster) Config() Config { return cl.cfg }
 // it again is safe: it finds the running processes and starts only what is missing.
 func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	cfg.defaults()
+	if cfg.GPUs < 0 {
+		return nil, fmt.Errorf("GPUS=%d: the number of fake GPUs is 0 or more", cfg.GPUs)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
