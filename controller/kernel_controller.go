@@ -20,6 +20,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
@@ -35,6 +36,12 @@ type KernelReconciler struct {
 	Recorder  events.EventRecorder
 	// GPUResources are resource names counted as GPUs besides those containing "gpu".
 	GPUResources []corev1.ResourceName
+
+	// queue tells where kernel pods waiting for GPUs stand, and which kernels to look at
+	// again when that changes.
+	queue *gpuQueue
+	// now is the clock (tests set it).
+	now func() time.Time
 }
 
 func (r *KernelReconciler) setup(mgr manager.Manager) error {
@@ -47,7 +54,15 @@ func (r *KernelReconciler) setup(mgr manager.Manager) error {
 		Owns(&corev1.Secret{}).
 		Watches(&ejv1.JupyterKernelSpec{}, handler.EnqueueRequestsFromMapFunc(r.kernelsOfSpec)).
 		Watches(&ejv1.JupyterKernelTemplate{}, handler.EnqueueRequestsFromMapFunc(r.kernelsOfTemplate)).
+		WatchesRawSource(source.Channel(r.queue.kernels, &handler.EnqueueRequestForObject{})).
 		Complete(r)
+}
+
+func (r *KernelReconciler) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -205,10 +220,31 @@ func (r *KernelReconciler) suspend(ctx context.Context, k, orig *ejv1.JupyterKer
 	return ctrl.Result{}, nil
 }
 
-// mirror reports the pod in the kernel's status. A kernel whose image cannot be pulled has
-// failed: its pod is deleted so it holds no node resources (a GPU) for nothing.
+// mirror reports the pod in the kernel's status: where it stands in the GPU queue while it
+// waits there, and a failure once it passes its start deadline. A kernel that failed before
+// it ran (its image cannot be pulled or run, its deadline passed) has its pod deleted, so it
+// holds no node resources (a GPU) for nothing.
 func (r *KernelReconciler) mirror(ctx context.Context, k, orig *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
 	rep := reportPod(pod, r.isGPU(ctx, pod))
+	k.Status.QueuePosition = 0
+	if hasGPUQueueGate(pod) && rep.Phase == ejv1.KernelPending {
+		rep.Reason, rep.Message = ReasonQueued, "waiting for a GPU: in the queue"
+		if e, ok := r.queue.lookup(client.ObjectKeyFromObject(pod).String()); ok {
+			rep.Message = queueMessage(e.resource, e.slot)
+			k.Status.QueuePosition = int32(e.slot.ahead)
+		}
+	}
+	var requeue time.Duration
+	if d := k.Spec.StartDeadlineSeconds; d != nil && (rep.Phase == ejv1.KernelPending || rep.Phase == ejv1.KernelStarting) && pod.DeletionTimestamp.IsZero() {
+		left := pod.CreationTimestamp.Add(time.Duration(*d) * time.Second).Sub(r.clock())
+		if left <= 0 {
+			rep.Phase, rep.Reason, rep.Message = ejv1.KernelFailed, ReasonStartDeadline, startDeadlineMessage(*d, rep)
+			rep.PodIP = ""
+			k.Status.QueuePosition = 0
+		} else {
+			requeue = left
+		}
+	}
 	if isTerminal(k.Status.Phase) && k.Status.Pod == pod.Name && !pod.DeletionTimestamp.IsZero() {
 		// A failed kernel's pod on its way out: the failure stays reported.
 		k.Status.GPUs, k.Status.PodIP = rep.GPUs, ""
@@ -220,15 +256,28 @@ func (r *KernelReconciler) mirror(ctx context.Context, k, orig *ejv1.JupyterKern
 	k.Status.CompletionTime = rep.CompletionTime
 	k.Status.GPUs = rep.GPUs
 	setStatus(k, rep.Phase, rep.Reason, rep.Message)
-	if rep.Reason == ReasonImagePullFailed && pod.DeletionTimestamp.IsZero() {
+	if releasesPod(rep.Reason) && pod.DeletionTimestamp.IsZero() {
 		if err := r.persist(ctx, k, orig); err != nil {
 			return ctrl.Result{}, err
 		}
 		if err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("deleting pod %s whose image cannot be pulled: %w", pod.Name, err)
+			return ctrl.Result{}, fmt.Errorf("deleting pod %s of the failed kernel: %w", pod.Name, err)
 		}
+		logf.FromContext(ctx).Info("deleted the pod of a kernel that could not start", "pod", pod.Name, "reason", rep.Reason)
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// startDeadlineMessage says why a kernel did not start in time, and what the user can do.
+func startDeadlineMessage(seconds int32, rep podReport) string {
+	msg := fmt.Sprintf("the kernel did not start within %ds (its start deadline): %s", seconds, rep.Message)
+	switch rep.Reason {
+	case ReasonQueued:
+		return msg + "; ask for fewer GPUs (or none), or try again when one is free"
+	case ReasonUnschedulable, ReasonScheduling:
+		return msg + "; ask for fewer resources (or no GPU), or try again later"
+	}
+	return msg
 }
 
 // createPod makes the kernel's pod, unless the kernel has ended (a failed kernel is never

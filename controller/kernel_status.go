@@ -18,6 +18,9 @@ const (
 	ReasonStarting           = "Starting"
 	ReasonPodReady           = "PodReady"
 	ReasonImagePullFailed    = "ImagePullFailed"
+	ReasonContainerCannotRun = "ContainerCannotRun"
+	ReasonQueued             = "Queued"
+	ReasonStartDeadline      = "StartDeadlineExceeded"
 	ReasonOOMKilled          = "OOMKilled"
 	ReasonKernelExited       = "KernelExited"
 	ReasonInitFailed         = "InitFailed"
@@ -47,6 +50,17 @@ var imagePullReasons = map[string]bool{
 	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
 }
 
+// cannotRunReasons are the waiting reasons of a container the node cannot start (its command
+// is missing from the image, for example): the kubelet retries, but a kernel should fail at
+// once with the reason rather than wait for its start deadline.
+var cannotRunReasons = map[string]bool{"CreateContainerError": true, "RunContainerError": true}
+
+// releasesPod reports whether a kernel that failed for this reason has its pod deleted at
+// once, so the pod holds no node resources (a GPU) for nothing.
+func releasesPod(reason string) bool {
+	return reason == ReasonImagePullFailed || reason == ReasonContainerCannotRun || reason == ReasonStartDeadline
+}
+
 // reportPod says what a kernel pod's state means for the kernel: Pending until it is
 // scheduled (with the scheduler's reason when it cannot be), Starting until it is Ready,
 // Running while Ready, and Failed or Succeeded with the reason once it has ended or its image
@@ -68,9 +82,16 @@ func reportPod(pod *corev1.Pod, isGPU func(corev1.ResourceName) bool) podReport 
 	r.GPUs = podGPUs(pod, isGPU)
 	r.PodIP = pod.Status.PodIP
 	for _, cs := range append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
-		if w := cs.State.Waiting; w != nil && imagePullReasons[w.Reason] {
+		w := cs.State.Waiting
+		switch {
+		case w != nil && imagePullReasons[w.Reason]:
 			r.Phase, r.Reason = ejv1.KernelFailed, ReasonImagePullFailed
-			r.Message = fmt.Sprintf("container %s cannot pull image %q (%s): %s", cs.Name, cs.Image, w.Reason, w.Message)
+			r.Message = fmt.Sprintf("container %s cannot pull image %q (%s): %s; fix the kernelspec's image", cs.Name, cs.Image, w.Reason, w.Message)
+			r.PodIP = ""
+			return r
+		case w != nil && cannotRunReasons[w.Reason]:
+			r.Phase, r.Reason = ejv1.KernelFailed, ReasonContainerCannotRun
+			r.Message = fmt.Sprintf("container %s cannot start in image %q (%s): %s; fix the kernelspec's image or command", cs.Name, cs.Image, w.Reason, w.Message)
 			r.PodIP = ""
 			return r
 		}
@@ -81,7 +102,7 @@ func reportPod(pod *corev1.Pod, isGPU func(corev1.ResourceName) bool) podReport 
 		return r
 	}
 	if c := findPodCondition(pod, corev1.PodScheduled); c != nil && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-		r.Phase, r.Reason, r.Message = ejv1.KernelPending, ReasonUnschedulable, c.Message
+		r.Phase, r.Reason, r.Message = ejv1.KernelPending, ReasonUnschedulable, "waiting for a node: "+c.Message
 		return r
 	}
 	if pod.Spec.NodeName == "" && podCondition(pod, corev1.PodScheduled) != corev1.ConditionTrue {
@@ -89,17 +110,38 @@ func reportPod(pod *corev1.Pod, isGPU func(corev1.ResourceName) bool) podReport 
 		return r
 	}
 	r.Phase, r.Reason = ejv1.KernelStarting, ReasonStarting
-	r.Message = "waiting for the kernel to accept connections"
-	for _, cs := range append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
-		if w := cs.State.Waiting; w != nil && w.Reason != "" {
-			r.Message = fmt.Sprintf("container %s: %s", cs.Name, w.Reason)
-			if w.Message != "" {
-				r.Message += ": " + w.Message
+	r.Message = startingMessage(pod, kernel)
+	return r
+}
+
+// startingMessage says what a scheduled kernel pod is doing: pulling its image, running its
+// init containers, or starting the kernel process.
+func startingMessage(pod *corev1.Pod, kernel string) string {
+	for _, cs := range pod.Status.InitContainerStatuses {
+		if cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0 {
+			continue
+		}
+		if cs.State.Waiting != nil && cs.ImageID == "" {
+			return fmt.Sprintf("pulling image %s on node %s", cs.Image, pod.Spec.NodeName)
+		}
+		return fmt.Sprintf("preparing the kernel's pod on node %s", pod.Spec.NodeName)
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != kernel {
+			continue
+		}
+		if w := cs.State.Waiting; w != nil {
+			if cs.ImageID == "" {
+				return fmt.Sprintf("pulling image %s on node %s", cs.Image, pod.Spec.NodeName)
 			}
-			break
+			msg := fmt.Sprintf("starting the kernel's container on node %s (%s", pod.Spec.NodeName, w.Reason)
+			if w.Message != "" {
+				msg += ": " + w.Message
+			}
+			return msg + ")"
 		}
 	}
-	return r
+	return "starting the kernel"
 }
 
 // failure explains a failed pod: OOM kill, the kernel's exit code, a failed init container,

@@ -46,13 +46,42 @@ func TestReportPod(t *testing.T) {
 			phase: ejv1.KernelPending, reason: "Unschedulable", message: "Insufficient nvidia.com/gpu", gpus: 2,
 		},
 		{
-			name: "scheduled, pulling",
+			name: "scheduled, pulling the image (no image id yet)",
 			pod: gpuPod(func(p *corev1.Pod) {
 				p.Spec.NodeName = "n1"
 				p.Status.Phase = corev1.PodPending
-				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", Image: "quay.io/jupyter/pytorch-notebook", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
 			}),
-			phase: ejv1.KernelStarting, reason: "Starting", message: "ContainerCreating", gpus: 2,
+			phase: ejv1.KernelStarting, reason: "Starting", message: "pulling image quay.io/jupyter/pytorch-notebook on node n1", gpus: 2,
+		},
+		{
+			name: "scheduled, init container running",
+			pod: gpuPod(func(p *corev1.Pod) {
+				p.Spec.NodeName = "n1"
+				p.Status.Phase = corev1.PodPending
+				p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "kernel-launcher-install", Image: "x", ImageID: "x@sha256:1", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}}
+			}),
+			phase: ejv1.KernelStarting, reason: "Starting", message: "preparing the kernel's pod on node n1", gpus: 2,
+		},
+		{
+			name: "scheduled, creating the container from a present image",
+			pod: gpuPod(func(p *corev1.Pod) {
+				p.Spec.NodeName = "n1"
+				p.Status.Phase = corev1.PodPending
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", Image: "x", ImageID: "x@sha256:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
+			}),
+			phase: ejv1.KernelStarting, reason: "Starting", message: "starting the kernel's container on node n1 (ContainerCreating)", gpus: 2,
+		},
+		{
+			name: "the image has no such command",
+			pod: gpuPod(func(p *corev1.Pod) {
+				p.Spec.NodeName = "n1"
+				p.Status.Phase = corev1.PodPending
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", Image: "busybox", ImageID: "busybox@sha256:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+					Reason: "CreateContainerError", Message: `exec: "python3": executable file not found in $PATH`}}}}
+			}),
+			phase: ejv1.KernelFailed, reason: "ContainerCannotRun", message: `cannot start in image "busybox" (CreateContainerError): exec: "python3": executable file not found in $PATH; fix the kernelspec's image or command`, gpus: 2,
 		},
 		{
 			name: "running, not yet ready",

@@ -48,7 +48,7 @@ func startGateway(t *testing.T, gw *ejv1.JupyterGateway) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	lp := &gateway.LocalProvisioner{RuntimeDir: t.TempDir(), Env: kerneltest.Env(t.TempDir())}
 	g := gateway.New(gateway.Options{
-		Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Provisioner: lp,
+		Auth: gateway.TokenAuth{Token: token}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Provisioner: lp,
 		Specs:    &gateway.DirSpecSource{Dirs: []string{"/usr/share/jupyter/kernels"}},
 		Settings: gateway.StaticSettings{},
 	})

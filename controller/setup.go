@@ -37,7 +37,8 @@ import (
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyterkernels,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupyternotebooks/status;jupytergateways/status;jupyterkernels/status;jupyterkernelspecs/status;jupyterkerneltemplates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupytergateways/finalizers;jupyterkernels/finalizers;jupyternotebooks/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
@@ -67,6 +68,9 @@ type Options struct {
 	// GPUResources are resource names counted as GPUs besides those containing "gpu" (MIG
 	// profiles such as nvidia.com/mig-1g.10gb).
 	GPUResources []corev1.ResourceName
+	// NoGPUQueue releases kernel pods that wait for GPUs to the scheduler at once instead of
+	// first come, first served (for clusters whose autoscaler must see every pending pod).
+	NoGPUQueue bool
 }
 
 func (o Options) withDefaults() Options {
@@ -169,7 +173,7 @@ const (
 	indexNotebookGateway = "spec.gateway"    // JupyterNotebook: "<ns>/<name>" of its gateway
 )
 
-// SetupWithManager adds the five reconcilers, and the field indexes they use, to mgr.
+// SetupWithManager adds the reconcilers of the five kinds and the GPU queue, and the field indexes they use, to mgr.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
 	opts = opts.withDefaults()
 	ctx := context.Background()
@@ -203,8 +207,10 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	}
 
 	rec := mgr.GetEventRecorder(EventSource)
+	queue := newGPUQueue()
 	reconcilers := []interface{ setup(manager.Manager) error }{
-		&KernelReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, GPUResources: opts.GPUResources},
+		&KernelReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, GPUResources: opts.GPUResources, queue: queue},
+		&GPUQueueReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), GPUResources: opts.GPUResources, Disabled: opts.NoGPUQueue, queue: queue},
 		&GatewayReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.GatewayImage},
 		&NotebookReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.NotebookImage},
 		&KernelSpecReconciler{Client: mgr.GetClient()},

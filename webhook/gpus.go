@@ -113,6 +113,17 @@ func podGetsGPU(spec *corev1.PodSpec, rules Rules) bool {
 	return false
 }
 
+// addGPUQueueGate holds a GPU pod back from the scheduler until the controller's GPU queue
+// releases it, in the order the kernels arrived (ejv1.GPUQueueGate).
+func addGPUQueueGate(spec *corev1.PodSpec) {
+	for _, g := range spec.SchedulingGates {
+		if g.Name == ejv1.GPUQueueGate {
+			return
+		}
+	}
+	spec.SchedulingGates = append(spec.SchedulingGates, corev1.PodSchedulingGate{Name: ejv1.GPUQueueGate})
+}
+
 // addGPUPlacement lets a GPU pod onto the team's GPU nodes: the default GPU toleration and the
 // team's, and the team's node selector, merged with the template's own without duplicates (the
 // template's value wins for a key both set).

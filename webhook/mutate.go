@@ -106,6 +106,7 @@ func MutateKernelPod(in *corev1.Pod, spec *ejv1.JupyterKernelSpec, rules Rules, 
 	}
 	if podGetsGPU(&pod.Spec, rules) {
 		addGPUPlacement(&pod.Spec, rules)
+		addGPUQueueGate(&pod.Spec)
 	}
 	secureDefaults(&pod.Spec, idx)
 	if pod.Annotations == nil {

@@ -95,6 +95,7 @@ func noGPU(t *testing.T, out *corev1.Pod) {
 	}
 	assert.Empty(t, out.Spec.Tolerations)
 	assert.Empty(t, out.Spec.NodeSelector)
+	assert.Empty(t, out.Spec.SchedulingGates, "a pod without a GPU does not wait in the GPU queue")
 }
 
 func TestMutateKernelPod(t *testing.T) {
@@ -160,6 +161,7 @@ func TestMutateKernelPod(t *testing.T) {
 				assert.Equal(t, "1", gpuLimit(c, "nvidia.com/gpu"))
 				assert.Equal(t, []corev1.Toleration{DefaultGPUToleration, dedicated}, out.Spec.Tolerations)
 				assert.Equal(t, map[string]string{"nvidia.com/gpu.product": "A100"}, out.Spec.NodeSelector)
+				assert.Equal(t, []corev1.PodSchedulingGate{{Name: ejv1.GPUQueueGate}}, out.Spec.SchedulingGates, "it waits in the GPU queue until the controller releases it")
 				assert.Subset(t, c.Command, []string{"--interrupt-mode", "message"})
 				assert.Equal(t, "message", c.Command[11])
 			},
@@ -171,6 +173,7 @@ func TestMutateKernelPod(t *testing.T) {
 				assert.Equal(t, "1", gpuLimit(c, "nvidia.com/mig-1g.10gb"))
 				assert.Empty(t, gpuLimit(c, "nvidia.com/gpu"))
 				assert.Equal(t, []corev1.Toleration{DefaultGPUToleration}, out.Spec.Tolerations)
+				assert.Equal(t, []corev1.PodSchedulingGate{{Name: ejv1.GPUQueueGate}}, out.Spec.SchedulingGates)
 			},
 		},
 		{

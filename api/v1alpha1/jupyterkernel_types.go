@@ -39,6 +39,15 @@ type JupyterKernelCRDSpec struct {
 	// when it culls with cullPolicy Suspend and clears it on the next message.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// startDeadlineSeconds is the longest time in seconds a pod of this kernel may take to
+	// become ready, counted from the pod's creation (a start, or a resume), waiting for a GPU
+	// and pulling its image included. Past it the kernel fails with reason
+	// StartDeadlineExceeded and its pod is deleted; the message says what the kernel was
+	// waiting for. The gateway sets it from its launchTimeout. Unset: no deadline.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	StartDeadlineSeconds *int32 `json:"startDeadlineSeconds,omitempty"`
 }
 
 // KernelPhase is a coarse summary of a kernel's state.
@@ -73,9 +82,16 @@ type JupyterKernelStatus struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
-	// message is a human-readable explanation of the phase.
+	// message is a human-readable explanation of the phase, written for the notebook's user:
+	// while the kernel starts it says what it waits for (for example "waiting for a GPU: 0 of
+	// 2 nvidia.com/gpu free (1 kernel ahead of you)"); the gateway relays it to the notebook.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// queuePosition is the number of kernels that wait for the same GPUs and arrived earlier,
+	// while this kernel's pod waits in the GPU queue; 0 otherwise.
+	// +optional
+	QueuePosition int32 `json:"queuePosition,omitempty"`
 
 	// pod is the name of the kernel's current pod.
 	// +optional
@@ -136,6 +152,7 @@ type JupyterKernelStatus struct {
 // +kubebuilder:printcolumn:name="Idle-Since",type=date,JSONPath=`.status.lastActivity`
 // +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.status.pod`,priority=1
 // +kubebuilder:printcolumn:name="IP",type=string,JSONPath=`.status.podIP`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type JupyterKernel struct {
 	metav1.TypeMeta `json:",inline"`

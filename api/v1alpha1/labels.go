@@ -40,6 +40,10 @@ const (
 	// AnnotationGatewayNamespace holds the namespace of the JupyterGateway that manages a
 	// kernel, next to LabelGateway.
 	AnnotationGatewayNamespace = "kubeflow.tkestack.io/gateway-namespace"
+	// AnnotationOwner holds the identity that started a kernel (a notebook server's
+	// "<namespace>/<name>", or "admin"), on its JupyterKernel: only that identity (and the
+	// gateway's admins) may see and use the kernel.
+	AnnotationOwner = "kubeflow.tkestack.io/owner"
 	// AnnotationKernelSpec holds "<namespace>/<name>" of the JupyterKernelSpec a kernel pod
 	// was made from; the mutating webhook reads the kernelspec's GPU request and interrupt
 	// mode through it.
@@ -50,6 +54,11 @@ const (
 	// AnnotationLauncherInjected is set by the mutating webhook on a pod it has mutated, so
 	// a second invocation changes nothing.
 	AnnotationLauncherInjected = "kubeflow.tkestack.io/launcher-injected"
+
+	// GPUQueueGate is the scheduling gate the mutating webhook puts on kernel pods that ask for
+	// GPUs; the controller removes it in the order the pods arrived, as GPUs come free, so
+	// kernels waiting for the same GPUs start first come, first served.
+	GPUQueueGate = "kubeflow.tkestack.io/gpu-queue"
 
 	// KernelContainerName is the name of the container that runs the kernel. A pod without a
 	// container of that name has its first container treated as the kernel.

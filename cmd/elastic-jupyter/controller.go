@@ -43,6 +43,7 @@ func runController(ctx context.Context, args []string) error {
 	image := fs.String("image", version.Image(), "image of gateways whose spec.image is empty")
 	notebookImage := fs.String("notebook-image", controller.DefaultNotebookImage, "image of notebook servers whose template names none")
 	var gpus resourceList
+	noQueue := fs.Bool("no-gpu-queue", false, "release kernel pods that wait for GPUs to the scheduler at once, instead of first come, first served (for clusters whose autoscaler must see every pending pod)")
 	fs.Var(&gpus, "gpu-resource", "a resource name counted as GPUs besides those containing \"gpu\", such as nvidia.com/mig-1g.10gb (repeatable)")
 	zopts := zap.Options{}
 	zopts.BindFlags(fs)
@@ -62,7 +63,7 @@ func runController(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{GatewayImage: *image, NotebookImage: *notebookImage, GPUResources: gpus}); err != nil {
+	if err := controller.SetupWithManager(mgr, controller.Options{GatewayImage: *image, NotebookImage: *notebookImage, GPUResources: gpus, NoGPUQueue: *noQueue}); err != nil {
 		return err
 	}
 	ctrl.Log.WithName("controller").Info("starting", "version", version.Version, "gatewayImage", *image, "notebookImage", *notebookImage)
