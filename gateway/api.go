@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
-// kernelModel is a kernel as the Jupyter REST API describes it. Suspended is ours: Jupyter
-// Server ignores fields it does not know.
+// kernelModel is a kernel as the Jupyter REST API describes it. Suspended and Reason are
+// ours: Jupyter Server ignores fields it does not know.
 type kernelModel struct {
 	ID             string `json:"id"`
 	Name           string `json:"name"`
@@ -25,6 +26,8 @@ type kernelModel struct {
 	ExecutionState string `json:"execution_state"`
 	Connections    int    `json:"connections"`
 	Suspended      bool   `json:"suspended"`
+	// Reason says what a starting kernel waits for, or why a dead one died.
+	Reason string `json:"reason,omitempty"`
 }
 
 // httpError is an error with an HTTP status.
@@ -58,26 +61,33 @@ func (g *Gateway) Handler() http.Handler {
 	return g.authenticate(mux)
 }
 
-// authenticate requires the token (Authorization: token T, or ?token=T) when one is set.
+// authenticate tells who the client is from its token (Authorization: token T; ?token=T
+// only on websocket upgrades, which browsers cannot give headers) and refuses a missing or
+// wrong one.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// GET /api tells only the version, as Jupyter Server's does: probes need no token.
-		public := r.Method == http.MethodGet && (r.URL.Path == "/api" || r.URL.Path == "/api/")
-		if g.token != "" && !public {
-			got := r.URL.Query().Get("token")
-			if auth := r.Header.Get("Authorization"); auth != "" {
-				scheme, value, _ := strings.Cut(auth, " ")
-				if strings.EqualFold(scheme, "token") || strings.EqualFold(scheme, "bearer") {
-					got = strings.TrimSpace(value)
-				}
-			}
-			if subtle.ConstantTimeCompare([]byte(got), []byte(g.token)) != 1 {
-				writeError(w, &httpError{code: 403, reason: "Forbidden",
-					err: errors.New("missing or wrong token: send 'Authorization: token <token>' (Jupyter Server: --GatewayClient.auth_token)")})
-				return
+		if r.Method == http.MethodGet && (r.URL.Path == "/api" || r.URL.Path == "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got := ""
+		if websocket.IsWebSocketUpgrade(r) {
+			got = r.URL.Query().Get("token")
+		}
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			scheme, value, _ := strings.Cut(auth, " ")
+			if strings.EqualFold(scheme, "token") || strings.EqualFold(scheme, "bearer") {
+				got = strings.TrimSpace(value)
 			}
 		}
-		next.ServeHTTP(w, r)
+		who, ok := g.auth.Authenticate(got)
+		if !ok {
+			writeError(w, &httpError{code: 403, reason: "Forbidden",
+				err: errors.New("missing or wrong token: send 'Authorization: token <token>' (Jupyter Server: --GatewayClient.auth_token); ?token= is accepted only on websocket requests")})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), who)))
 	})
 }
 
@@ -190,16 +200,16 @@ func (g *Gateway) specResource(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(data)
 }
 
-func (g *Gateway) listKernels(w http.ResponseWriter, _ *http.Request) {
+func (g *Gateway) listKernels(w http.ResponseWriter, r *http.Request) {
 	models := []kernelModel{}
-	for _, k := range g.list() {
+	for _, k := range g.list(identityOf(r.Context())) {
 		models = append(models, k.model())
 	}
 	writeJSON(w, 200, models)
 }
 
 func (g *Gateway) getKernel(w http.ResponseWriter, r *http.Request) {
-	k, err := g.get(r.PathValue("id"))
+	k, err := g.get(r.PathValue("id"), identityOf(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -223,7 +233,7 @@ func (g *Gateway) startKernel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{code: 400, reason: "Bad Request", err: fmt.Errorf("the body must be JSON {\"name\": kernelspec, \"env\": {...}}: %w", err)})
 		return
 	}
-	k, err := g.start(r.Context(), body.Name, body.Env)
+	k, err := g.start(r.Context(), identityOf(r.Context()), body.Name, body.Env)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -233,7 +243,7 @@ func (g *Gateway) startKernel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) deleteKernel(w http.ResponseWriter, r *http.Request) {
-	k, err := g.get(r.PathValue("id"))
+	k, err := g.get(r.PathValue("id"), identityOf(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -246,7 +256,7 @@ func (g *Gateway) deleteKernel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) interruptKernel(w http.ResponseWriter, r *http.Request) {
-	k, err := g.get(r.PathValue("id"))
+	k, err := g.get(r.PathValue("id"), identityOf(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -259,7 +269,7 @@ func (g *Gateway) interruptKernel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) restartKernel(w http.ResponseWriter, r *http.Request) {
-	k, err := g.get(r.PathValue("id"))
+	k, err := g.get(r.PathValue("id"), identityOf(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -274,41 +284,27 @@ func (g *Gateway) restartKernel(w http.ResponseWriter, r *http.Request) {
 }
 
 // interrupt interrupts k as its kernelspec says: a signal through the provisioner, or an
-// interrupt_request on the control channel.
+// interrupt_request on the control channel. A kernel that does not run has nothing to
+// interrupt: the requests its notebooks sent while it came up are cancelled instead.
 func (g *Gateway) interrupt(ctx context.Context, k *kernel) error {
-	k.mu.Lock()
-	suspended := k.suspended
-	k.mu.Unlock()
-	if suspended {
-		return nil // nothing runs, nothing to interrupt
+	v := k.view()
+	if v.phase != phaseRunning {
+		for _, b := range k.bridgeList() {
+			b.cancelHeld("interrupted while the kernel was " + v.phase.String())
+		}
+		return nil
 	}
 	k.touch()
 	if k.interruptMode == "message" {
-		info, _, _ := k.current()
-		return sendControl(ctx, info, "interrupt_request")
+		return sendControl(ctx, v.info, "interrupt_request")
 	}
 	return g.prov.Interrupt(ctx, k.id)
 }
 
-// restart restarts k in place (a suspended kernel is simply resumed: it restarts fresh).
+// restart restarts k in place (a suspended kernel comes back fresh, a dead one starts again).
 func (g *Gateway) restart(ctx context.Context, k *kernel) error {
-	k.mu.Lock()
-	suspended := k.suspended
-	k.mu.Unlock()
-	if suspended {
-		_, err := k.ensureRunning(ctx)
-		return err
-	}
-	g.log.Info("restarting kernel", "kernel", k.id)
-	g.broadcastStatus(k, "restarting")
-	info, err := g.prov.Restart(ctx, k.id)
-	if err != nil {
-		return fmt.Errorf("restarting kernel %s: %w", k.id, err)
-	}
-	k.setInfo(info)
 	k.touch()
-	g.broadcastStatus(k, stateStarting)
-	return nil
+	return k.restart(ctx)
 }
 
 // requestTimeout bounds a single control request the gateway makes itself.

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,7 +23,13 @@ func TestKernelModelShape(t *testing.T) {
 	assert.Regexp(t, `^\w+-\w+-\w+-\w+-\w+$`, m["id"])
 	// Parsed strictly as %Y-%m-%dT%H:%M:%S.%fZ by the gateway client.
 	assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`, m["last_activity"])
-	assert.Equal(t, "idle", m["execution_state"])
+	// The start answers at once; the kernel is idle once it runs.
+	assert.Equal(t, "starting", m["execution_state"])
+	require.Eventually(t, func() bool {
+		var now map[string]any
+		require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernels/"+m["id"].(string), "", nil, &now))
+		return now["execution_state"] == "idle"
+	}, time.Minute, 20*time.Millisecond)
 	assert.EqualValues(t, 0, m["connections"])
 	assert.Equal(t, "python3", m["name"])
 
@@ -108,10 +117,20 @@ func TestTokenInHeaderOrQuery(t *testing.T) {
 	gw := startGateway(t, "s3cret")
 	assert.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs", "s3cret", nil, nil))
 	assert.Equal(t, 403, jupytertest.API(t, "GET", gw.URL+"/api/kernelspecs", "", nil, nil), "the empty 'token ' header is refused when a token is set")
+	// The query is for websockets only (a browser cannot give them headers): a token in a URL
+	// ends up in logs and histories.
 	resp, err := http.Get(gw.URL + "/api/kernelspecs?token=s3cret")
 	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 403, resp.StatusCode)
+	assert.Contains(t, string(body), "Authorization")
+	var m map[string]any
+	require.Equal(t, 201, jupytertest.API(t, "POST", gw.URL+"/api/kernels", "s3cret", map[string]any{"name": "python3"}, &m))
+	ws, resp, err := websocket.DefaultDialer.Dial(strings.Replace(gw.URL, "http", "ws", 1)+"/api/kernels/"+m["id"].(string)+"/channels?token=s3cret", nil)
+	require.NoError(t, err, "a websocket may carry the token in its query")
+	resp.Body.Close()
+	ws.Close()
 
 	assert.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api", "", nil, nil), "the version endpoint is public, for probes")
 

@@ -14,23 +14,21 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter/kernelconn"
 )
 
-var upgrader = websocket.Upgrader{
-	// Offered only to clients that ask for it; others get the legacy protocol.
-	Subprotocols: []string{jupyter.SubprotocolV1},
-	// Clients are notebook servers, not browsers, and every request carries the token.
-	CheckOrigin:     func(*http.Request) bool { return true },
-	ReadBufferSize:  64 << 10,
-	WriteBufferSize: 64 << 10,
-}
-
 // Websocket timing.
 const (
-	pingPeriod   = 30 * time.Second
 	writeTimeout = 30 * time.Second
 	iopubWait    = 10 * time.Second
+	dialTimeout  = 30 * time.Second
+	// maxHeld bounds the messages one websocket may have waiting for its kernel to come up.
+	maxHeld = 1000
 )
 
-// bridge relays one client websocket to its kernel over its own ZeroMQ socket set.
+// bridge relays one client websocket to its kernel over its own ZeroMQ socket set. What the
+// client sends is queued in order and delivered once the kernel runs: a cell run while the
+// kernel starts, waits for a GPU or resumes is held, never lost. Its goroutines: the
+// handler's (reading the client), deliver (writing to the kernel, following the kernel's
+// life), keepalive (pings), and one relaying each socket set's messages to the client; all
+// end with the bridge.
 type bridge struct {
 	g       *Gateway
 	k       *kernel
@@ -38,23 +36,35 @@ type bridge struct {
 	v1      bool
 	session string
 
-	mu      sync.Mutex // guards conn and gen
-	conn    *kernelconn.Conn
-	gen     uint64
-	writeMu sync.Mutex
+	mu       sync.Mutex
+	held     []*jupyter.Message // client messages not delivered yet, in order
+	lastExec *jupyter.Header    // the last execute_request delivered: its cell shows late notes
+	conn     *kernelconn.Conn   // the socket set; nil until the kernel first runs
+	gen      uint64             // the kernel generation conn points at
+	closed   bool
+	wakeup   chan struct{} // a message was queued
 
+	writeMu   sync.Mutex
 	done      chan struct{}
 	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // channels serves GET /api/kernels/{id}/channels.
 func (g *Gateway) channels(w http.ResponseWriter, r *http.Request) {
-	k, err := g.get(r.PathValue("id"))
+	k, err := g.get(r.PathValue("id"), identityOf(r.Context()))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	up := websocket.Upgrader{
+		// Offered only to clients that ask for it; others get the legacy protocol.
+		Subprotocols:    []string{jupyter.SubprotocolV1},
+		CheckOrigin:     g.checkOrigin,
+		ReadBufferSize:  64 << 10,
+		WriteBufferSize: 64 << 10,
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
@@ -63,103 +73,49 @@ func (g *Gateway) channels(w http.ResponseWriter, r *http.Request) {
 	if session == "" {
 		session = jupyter.NewID()
 	}
-	b := &bridge{g: g, k: k, ws: ws, v1: ws.Subprotocol() == jupyter.SubprotocolV1, session: session, done: make(chan struct{})}
-	if err := k.addBridge(b); err != nil {
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, err.Error()), time.Now().Add(time.Second))
+	b := &bridge{
+		g: g, k: k, ws: ws, v1: ws.Subprotocol() == jupyter.SubprotocolV1, session: session,
+		wakeup: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	if !k.addBridge(b) {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "the kernel is gone"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
 	g.log.Debug("websocket connected", "kernel", k.id, "session", session, "v1", b.v1)
 	k.touch()
 	g.report(k)
-	// A running kernel gets its sockets now, so iopub flows at once; a suspended one on the
-	// first message that resumes it.
-	if info, _, _ := k.current(); info != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-		if err := b.connect(ctx); err != nil {
-			g.log.Warn("connecting a websocket to its kernel", "kernel", k.id, "err", err.Error())
-		}
-		cancel()
-	}
+	b.wg.Add(2)
+	go b.deliver()
 	go b.keepalive()
-	go b.followKernel()
 	b.readClient()
+	b.close()
+	b.wg.Wait()
 }
 
-// connect makes sure the bridge's sockets point at the kernel's current connection info.
-func (b *bridge) connect(ctx context.Context) error {
-	info, gen, _ := b.k.current()
-	if info == nil {
-		return errors.New("the kernel is suspended")
+// checkOrigin admits clients that send no Origin (notebook servers) and browsers whose
+// Origin is the gateway's own host or one the settings allow.
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.conn != nil && b.gen == gen {
-		return nil
-	}
-	if b.conn == nil {
-		c, err := kernelconn.Dial(ctx, info, kernelconn.Options{Session: b.session, Username: "gateway"})
-		if err != nil {
-			return err
-		}
-		b.conn, b.gen = c, gen
-		wctx, cancel := context.WithTimeout(ctx, iopubWait)
-		_ = c.WaitIOPub(wctx) // a busy kernel may take a while to answer: relay anyway
-		cancel()
-		go b.relayKernel(c)
-		return nil
-	}
-	if err := b.conn.Retarget(ctx, info); err != nil {
-		return err
-	}
-	b.gen = gen
-	return nil
+	return originAllowed(origin, r.Host, g.settings().AllowedOrigins)
 }
 
-// relayKernel sends what the kernel sends to the client.
-func (b *bridge) relayKernel(c *kernelconn.Conn) {
-	for m := range c.Messages() {
-		b.k.observe(m)
-		b.g.log.Debug("kernel message", "kernel", b.k.id, "channel", m.Channel, "msg_type", m.Header.MsgType)
-		if err := b.write(m); err != nil {
-			b.close()
-			return
-		}
-	}
-}
-
-// followKernel reconnects after restarts and resumes, and ends the bridge when the kernel goes.
-func (b *bridge) followKernel() {
-	for {
-		_, _, changed := b.k.current()
-		select {
-		case <-b.done:
-			return
-		case <-changed:
-		}
-		if b.k.isRemoved() {
-			b.close()
-			return
-		}
-		if info, _, _ := b.k.current(); info == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := b.connect(ctx); err != nil {
-			b.g.log.Warn("reconnecting a websocket to its kernel", "kernel", b.k.id, "err", err.Error())
-		}
-		cancel()
-	}
-}
-
-// readClient relays what the client sends to the kernel, resuming a suspended kernel first.
+// readClient queues what the client sends, until the websocket fails or stays silent (no
+// message, no pong) for twice the ping interval: a half-open client stops counting as
+// connected.
 func (b *bridge) readClient() {
-	defer b.close()
+	wait := 2 * b.g.ping
+	_ = b.ws.SetReadDeadline(time.Now().Add(wait))
+	b.ws.SetPongHandler(func(string) error { return b.ws.SetReadDeadline(time.Now().Add(wait)) })
 	for {
 		typ, data, err := b.ws.ReadMessage()
 		if err != nil {
 			return
 		}
+		_ = b.ws.SetReadDeadline(time.Now().Add(wait))
 		m, err := b.decode(typ, data)
 		if err != nil {
 			b.g.log.Warn("dropping a malformed websocket message", "kernel", b.k.id, "err", err.Error())
@@ -173,27 +129,196 @@ func (b *bridge) readClient() {
 		}
 		b.k.touch()
 		b.g.log.Debug("client message", "kernel", b.k.id, "channel", m.Channel, "msg_type", m.Header.MsgType)
-		if err := b.deliver(m); err != nil {
-			b.g.log.Error("delivering a message to the kernel", "kernel", b.k.id, "msg_type", m.Header.MsgType, "err", err.Error())
-			b.sendStatus(stateDead, &m.Header)
+		if !b.hold(m) {
+			b.failRequest(m, "too many messages wait for the kernel to start: wait for it, or restart it")
 		}
 	}
 }
 
-// deliver sends m to the kernel once it runs (resuming it if need be).
-func (b *bridge) deliver(m *jupyter.Message) error {
-	ctx, cancel := context.WithTimeout(context.Background(), b.g.settings().LaunchTimeout)
-	defer cancel()
-	if _, err := b.k.ensureRunning(ctx); err != nil {
-		return err
-	}
-	if err := b.connect(ctx); err != nil {
-		return err
-	}
+// hold queues m for delivery; false when too many wait already.
+func (b *bridge) hold(m *jupyter.Message) bool {
 	b.mu.Lock()
-	c := b.conn
+	if len(b.held) >= maxHeld {
+		b.mu.Unlock()
+		return false
+	}
+	b.held = append(b.held, m)
 	b.mu.Unlock()
-	return c.Send(m.Channel, m)
+	select {
+	case b.wakeup <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// takeHeld removes and returns the held messages.
+func (b *bridge) takeHeld() []*jupyter.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held := b.held
+	b.held = nil
+	return held
+}
+
+// cancelHeld answers every held execute_request with a KeyboardInterrupt: the user
+// interrupted while the kernel came up. Other held messages stay.
+func (b *bridge) cancelHeld(why string) {
+	b.mu.Lock()
+	var cancelled []*jupyter.Message
+	kept := b.held[:0]
+	for _, m := range b.held {
+		if m.Header.MsgType == "execute_request" {
+			cancelled = append(cancelled, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	b.held = kept
+	b.mu.Unlock()
+	for _, m := range cancelled {
+		b.replyError(m, "KeyboardInterrupt", why)
+	}
+}
+
+// deliver follows the kernel's life: while it comes up it tells the notebook what it waits
+// for; once it runs it connects and delivers the held messages, in order; when it is
+// suspended it says so, and a held message resumes it; when it is dead every held request
+// gets an error saying why.
+func (b *bridge) deliver() {
+	defer b.wg.Done()
+	var n notices
+	_, n.suspendSeq, _, n.resumeSeq = b.k.notes() // notes from before this websocket are not its
+	for {
+		v := b.k.view()
+		switch v.phase {
+		case phaseRunning:
+			if b.ensureConn(v) {
+				b.tellResumed(&n)
+				b.flush()
+			}
+		case phaseStarting, phaseResuming, phaseRestarting:
+			n.tellComingUp(b, v)
+		case phaseSuspended:
+			n.tellSuspended(b)
+			b.answerWhileSuspended()
+			if b.hasHeld() {
+				b.k.wake(false)
+			}
+		case phaseDead:
+			for _, m := range b.takeHeld() {
+				b.failRequest(m, v.reason)
+			}
+			n.tellDead(b, v.reason)
+		case phaseRemoved:
+			b.close()
+			return
+		}
+		select {
+		case <-b.done:
+			return
+		case <-v.changed:
+		case <-b.wakeup:
+		}
+	}
+}
+
+func (b *bridge) hasHeld() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.held) > 0
+}
+
+// ensureConn makes sure the bridge's sockets point at the running kernel v; false when they
+// cannot (logged; the next change of the kernel tries again).
+func (b *bridge) ensureConn(v kernelView) bool {
+	b.mu.Lock()
+	conn, gen, closed := b.conn, b.gen, b.closed
+	b.mu.Unlock()
+	if closed {
+		return false
+	}
+	if conn != nil && gen == v.gen {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if conn != nil {
+		if err := conn.Retarget(ctx, v.info); err != nil {
+			b.g.log.Warn("reconnecting a websocket to its kernel", "kernel", b.k.id, "err", err.Error())
+			return false
+		}
+		b.subscribe(ctx, conn)
+		b.mu.Lock()
+		b.gen = v.gen
+		b.mu.Unlock()
+		return true
+	}
+	// Dialled without the bridge's lock: a slow kernel never blocks the bridge's readers.
+	c, err := kernelconn.Dial(ctx, v.info, kernelconn.Options{Session: b.session, Username: "gateway"})
+	if err != nil {
+		b.g.log.Warn("connecting a websocket to its kernel", "kernel", b.k.id, "err", err.Error())
+		return false
+	}
+	b.subscribe(ctx, c)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = c.Close() // the client left while we dialled
+		return false
+	}
+	b.conn, b.gen = c, v.gen
+	b.mu.Unlock()
+	b.wg.Add(1)
+	go b.relayKernel(c)
+	return true
+}
+
+// subscribe makes sure iopub is live before anything is sent, so the outputs of a held cell
+// are not missed.
+func (b *bridge) subscribe(ctx context.Context, c *kernelconn.Conn) {
+	wctx, cancel := context.WithTimeout(ctx, iopubWait)
+	defer cancel()
+	_ = c.WaitIOPub(wctx) // a busy kernel may take a while to answer: relay anyway
+}
+
+// flush sends the held messages to the kernel, in order.
+func (b *bridge) flush() {
+	b.mu.Lock()
+	conn := b.conn
+	b.mu.Unlock()
+	for _, m := range b.takeHeld() {
+		if err := conn.Send(m.Channel, m); err != nil {
+			b.g.log.Error("delivering a message to the kernel", "kernel", b.k.id, "msg_type", m.Header.MsgType, "err", err.Error())
+			b.failRequest(m, fmt.Sprintf("the gateway could not deliver %s to the kernel: %v", m.Header.MsgType, err))
+			continue
+		}
+		if m.Header.MsgType == "execute_request" {
+			h := m.Header
+			b.mu.Lock()
+			b.lastExec = &h
+			b.mu.Unlock()
+		}
+	}
+}
+
+// relayKernel sends what the kernel sends to the client.
+func (b *bridge) relayKernel(c *kernelconn.Conn) {
+	defer b.wg.Done()
+	for m := range c.Messages() {
+		b.k.observe(m)
+		b.g.log.Debug("kernel message", "kernel", b.k.id, "channel", m.Channel, "msg_type", m.Header.MsgType)
+		if err := b.write(m); err != nil {
+			b.close()
+			return
+		}
+	}
 }
 
 func (b *bridge) decode(typ int, data []byte) (*jupyter.Message, error) {
@@ -233,19 +358,10 @@ func (b *bridge) write(m *jupyter.Message) error {
 	return b.ws.WriteMessage(typ, data)
 }
 
-// sendStatus tells the client the kernel's execution state (on iopub), for states the gateway
-// knows before the kernel does: starting while it resumes, restarting, dead.
-func (b *bridge) sendStatus(state string, parent *jupyter.Header) {
-	m, err := jupyter.NewMessage("status", b.k.id, "gateway", map[string]string{"execution_state": state}, parent)
-	if err != nil {
-		return
-	}
-	m.Channel = jupyter.ChannelIOPub
-	_ = b.write(m)
-}
-
+// keepalive pings the client; readClient's deadline drops one that stops answering.
 func (b *bridge) keepalive() {
-	t := time.NewTicker(pingPeriod)
+	defer b.wg.Done()
+	t := time.NewTicker(b.g.ping)
 	defer t.Stop()
 	for {
 		select {
@@ -263,11 +379,13 @@ func (b *bridge) keepalive() {
 	}
 }
 
+// close ends the bridge: its sockets and websocket close, and its goroutines end.
 func (b *bridge) close() {
 	b.closeOnce.Do(func() {
 		close(b.done)
 		b.k.dropBridge(b)
 		b.mu.Lock()
+		b.closed = true
 		c := b.conn
 		b.mu.Unlock()
 		if c != nil {

@@ -29,21 +29,20 @@ func cullable(a Activity, dead bool, s Settings, now time.Time) (bool, string) {
 }
 
 // CullOnce culls the kernels that are cullable now, and reports every kernel's activity.
+// Kernels that are coming up or suspended are left alone; dead ones (a start that failed, a
+// kernel whose pod died) are removed at once.
 func (g *Gateway) CullOnce(ctx context.Context) {
 	s := g.settings()
 	now := time.Now()
-	for _, k := range g.list() {
-		k.mu.Lock()
-		suspended, resuming := k.suspended, k.resuming != nil
-		k.mu.Unlock()
-		if suspended || resuming {
+	for _, k := range g.all() {
+		p := k.currentPhase()
+		if p != phaseRunning && p != phaseDead {
 			continue
 		}
-		dead := !g.prov.Alive(ctx, k.id)
-		if dead {
-			k.mu.Lock()
-			k.state = stateDead
-			k.mu.Unlock()
+		dead := p == phaseDead
+		if !dead && !g.prov.Alive(ctx, k.id) {
+			k.die("the kernel's process or pod ended")
+			dead = true
 		}
 		a := k.activity()
 		ok, why := cullable(a, dead, s, now)
@@ -60,7 +59,7 @@ func (g *Gateway) CullOnce(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		var err error
 		if policy == CullSuspend {
-			err = k.suspend(cctx)
+			err = k.suspend(cctx, now.Sub(a.LastActivity))
 			g.report(k)
 		} else {
 			err = g.shutdown(cctx, k)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
@@ -19,12 +20,15 @@ type Options struct {
 	Specs SpecSource
 	// Settings gives the live settings.
 	Settings SettingsSource
-	// Token, when not empty, is required from every client.
-	Token string
+	// Auth tells who a client is from its token. Nil: every client is the admin (no token).
+	Auth Authenticator
 	// Log receives the gateway's logs (never a key or token).
 	Log *slog.Logger
 	// Version is reported by GET /api.
 	Version string
+	// PingInterval is how often websockets are pinged; a client that answers nothing for
+	// twice as long is dropped (default 30s).
+	PingInterval time.Duration
 }
 
 // Gateway is a Jupyter kernel gateway.
@@ -32,16 +36,16 @@ type Gateway struct {
 	prov    Provisioner
 	specs   SpecSource
 	source  SettingsSource
-	token   string
+	auth    Authenticator
 	log     *slog.Logger
 	version string
+	ping    time.Duration
 
 	mu      sync.Mutex
 	kernels map[string]*kernel
-	starts  sync.WaitGroup
 }
 
-// New returns a gateway; call Run to restore kernels and cull, and serve Handler.
+// New returns a gateway; call Serve (or Restore, then serve Handler and cull).
 func New(opts Options) *Gateway {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -49,34 +53,53 @@ func New(opts Options) *Gateway {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
+	if opts.Auth == nil {
+		opts.Auth = OpenAuth{}
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 30 * time.Second
+	}
 	return &Gateway{
-		prov: opts.Provisioner, specs: opts.Specs, source: opts.Settings, token: opts.Token,
-		log: opts.Log, version: opts.Version, kernels: map[string]*kernel{},
+		prov: opts.Provisioner, specs: opts.Specs, source: opts.Settings, auth: opts.Auth,
+		log: opts.Log, version: opts.Version, ping: opts.PingInterval, kernels: map[string]*kernel{},
 	}
 }
 
 func (g *Gateway) settings() Settings { return g.source.Settings().withDefaults() }
 
-// Restore adds the kernels the provisioner already runs to the table (after a restart).
+// Restore adds the kernels the provisioner already has to the table (after a restart):
+// running ones reconnect, starting ones are waited for again, suspended and failed ones keep
+// their state.
 func (g *Gateway) Restore(ctx context.Context) error {
 	insts, err := g.prov.Restore(ctx)
 	if err != nil {
 		return fmt.Errorf("restoring kernels: %w", err)
 	}
 	for _, inst := range insts {
-		k := newKernel(g, inst)
+		k := newKernel(g, inst, inst.Owner)
+		switch {
+		case inst.Failed != "":
+			k.phase, k.reason = phaseDead, inst.Failed
+		case inst.Suspended:
+			k.phase = phaseSuspended
+		case inst.Info == nil:
+			k.phase, k.reason = phaseStarting, "starting the kernel"
+		}
 		g.mu.Lock()
 		g.kernels[k.id] = k
 		g.mu.Unlock()
-		if inst.Info != nil {
-			k.setInfo(inst.Info)
+		switch {
+		case inst.Info != nil && inst.Failed == "" && !inst.Suspended:
+			k.run(inst.Info)
 			if !inst.LastActivity.IsZero() {
 				k.mu.Lock()
 				k.lastActivity = inst.LastActivity
 				k.mu.Unlock()
 			}
+		case k.phase == phaseStarting:
+			go k.bringUp(false, g.settings().LaunchTimeout)
 		}
-		g.log.Info("kernel restored", "kernel", k.id, "kernelspec", k.specName, "suspended", inst.Suspended)
+		g.log.Info("kernel restored", "kernel", k.id, "kernelspec", k.specName, "phase", k.phase.String(), "owner", k.owner.Name)
 	}
 	return nil
 }
@@ -96,29 +119,37 @@ func (g *Gateway) Close() {
 	}
 }
 
-func (g *Gateway) get(id string) (*kernel, error) {
+// get returns kernel id if who may see it: another user's kernel does not exist for them.
+func (g *Gateway) get(id string, who Identity) (*kernel, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k, ok := g.kernels[id]
-	if !ok {
+	if !ok || !who.mayUse(k) {
 		return nil, fmt.Errorf("kernel %s: %w", id, ErrNotFound)
 	}
 	return k, nil
 }
 
-func (g *Gateway) list() []*kernel {
+// list returns the kernels who may see, by id.
+func (g *Gateway) list(who Identity) []*kernel {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ks := make([]*kernel, 0, len(g.kernels))
 	for _, k := range g.kernels {
-		ks = append(ks, k)
+		if who.mayUse(k) {
+			ks = append(ks, k)
+		}
 	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i].id < ks[j].id })
 	return ks
 }
 
-// start starts a kernel of the named kernelspec for a client.
-func (g *Gateway) start(ctx context.Context, specName string, env map[string]string) (*kernel, error) {
+// all returns every kernel.
+func (g *Gateway) all() []*kernel { return g.list(Identity{Admin: true}) }
+
+// start creates a kernel of the named kernelspec for a client and returns it at once, while
+// it starts: the client's messages are held until it runs.
+func (g *Gateway) start(ctx context.Context, who Identity, specName string, env map[string]string) (*kernel, error) {
 	s := g.settings()
 	if err := validateEnv(env, s.AllowedEnv); err != nil {
 		return nil, &httpError{code: 400, reason: "Bad Request", err: err}
@@ -134,33 +165,28 @@ func (g *Gateway) start(ctx context.Context, specName string, env map[string]str
 		}
 		return nil, err
 	}
-	g.starts.Add(1)
-	defer g.starts.Done()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if err := who.mayStart(spec, env); err != nil {
+		return nil, err
+	}
+	user := who.userFor(env)
+	env = who.kernelEnv(env, g.log)
 	id := jupyter.NewID()
-	g.log.Info("starting kernel", "kernel", id, "kernelspec", spec.Name, "user", env["KERNEL_USERNAME"])
-	inst, err := g.prov.Start(ctx, StartRequest{ID: id, Spec: spec, Env: env, User: env["KERNEL_USERNAME"]})
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &httpError{code: 504, reason: "Gateway Timeout",
-				err: fmt.Errorf("kernel %s (%s) did not start within %s: %w", id, spec.Name, timeout, err)}
+	g.log.Info("starting kernel", "kernel", id, "kernelspec", spec.Name, "user", user, "identity", who.Name)
+	req := StartRequest{ID: id, Spec: spec, Env: env, User: user, Owner: who, Timeout: timeout}
+	if err := g.prov.Start(ctx, req); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("starting kernel %s (%s): %w", id, spec.Name, err)
 	}
-	if inst.SpecName == "" {
-		inst.SpecName = spec.Name
-	}
-	if inst.InterruptMode == "" {
-		inst.InterruptMode = spec.InterruptMode
-	}
-	k := newKernel(g, inst)
+	k := newKernel(g, &Instance{ID: id, SpecName: spec.Name, InterruptMode: spec.InterruptMode}, who)
+	k.phase, k.reason = phaseStarting, "starting the kernel"
 	g.mu.Lock()
 	g.kernels[id] = k
 	g.mu.Unlock()
-	k.setInfo(inst.Info)
-	g.log.Info("kernel started", "kernel", id, "kernelspec", spec.Name)
 	g.report(k)
+	go k.bringUp(false, timeout)
 	return k, nil
 }
 
@@ -180,18 +206,4 @@ func (g *Gateway) shutdown(ctx context.Context, k *kernel) error {
 // report passes a kernel's activity to the provisioner.
 func (g *Gateway) report(k *kernel) {
 	g.prov.Report(k.id, k.activity())
-}
-
-// broadcastStatus sends an iopub status message to every websocket of k (for example
-// "starting" while a suspended kernel resumes).
-func (g *Gateway) broadcastStatus(k *kernel, state string) {
-	k.mu.Lock()
-	bridges := make([]*bridge, 0, len(k.bridges))
-	for b := range k.bridges {
-		bridges = append(bridges, b)
-	}
-	k.mu.Unlock()
-	for _, b := range bridges {
-		b.sendStatus(state, nil)
-	}
 }

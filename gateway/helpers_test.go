@@ -69,11 +69,15 @@ func startGateway(t *testing.T, token string) *testGateway {
 	t.Helper()
 	settings := &mutableSettings{s: gateway.Settings{CullInterval: time.Hour}}
 	prov := &gateway.LocalProvisioner{RuntimeDir: t.TempDir(), Env: kerneltest.Env(t.TempDir()), Output: jupytertest.LogWriter{T: t}}
+	var auth gateway.Authenticator
+	if token != "" {
+		auth = gateway.TokenAuth{Token: token}
+	}
 	g := gateway.New(gateway.Options{
 		Provisioner: prov,
 		Specs:       &gateway.DirSpecSource{Dirs: []string{kernelDir(t)}},
 		Settings:    settings,
-		Token:       token,
+		Auth:        auth,
 		Log:         slog.New(slog.NewTextHandler(jupytertest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 	})

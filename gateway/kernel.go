@@ -2,8 +2,7 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -13,67 +12,141 @@ import (
 
 // Execution states the gateway reports.
 const (
-	stateStarting = "starting"
-	stateIdle     = "idle"
-	stateBusy     = "busy"
-	stateDead     = "dead"
+	stateStarting   = "starting"
+	stateIdle       = "idle"
+	stateBusy       = "busy"
+	stateDead       = "dead"
+	stateRestarting = "restarting"
 )
+
+// phase is where a kernel is in its life, as the gateway sees it. Exactly one holds at a
+// time; lifecycle.go moves kernels between them.
+type phase int
+
+const (
+	// phaseStarting: the kernel was created and its process or pod is coming up; messages
+	// from clients are held until it runs.
+	phaseStarting phase = iota
+	// phaseRunning: the kernel accepts connections at info.
+	phaseRunning
+	// phaseRestarting: the kernel restarts in place (same pod).
+	phaseRestarting
+	// phaseSuspending: culled with Suspend; its state is being saved and its pod freed.
+	phaseSuspending
+	// phaseSuspended: no process or pod; the next message resumes it.
+	phaseSuspended
+	// phaseResuming: a suspended kernel is coming back.
+	phaseResuming
+	// phaseDead: the kernel could not start (or resume) or it died; reason says why.
+	phaseDead
+	// phaseRemoved: shut down or culled with Delete; it is gone.
+	phaseRemoved
+)
+
+func (p phase) String() string {
+	return [...]string{"starting", "running", "restarting", "suspending", "suspended", "resuming", "dead", "removed"}[p]
+}
+
+// comingUp reports whether a kernel in phase p will run without anyone asking again.
+func (p phase) comingUp() bool {
+	return p == phaseStarting || p == phaseResuming || p == phaseRestarting
+}
 
 // kernel is one entry of the gateway's kernel table.
 type kernel struct {
 	id            string
 	specName      string
 	interruptMode string
+	owner         Identity // who started it
 	g             *Gateway
 
+	// op serializes lifecycle operations (bringing the kernel up, suspending, restarting,
+	// shutting down); cancelOp cancels the one under way (a start that waits for a GPU
+	// when the kernel is shut down).
+	op       sync.Mutex
+	cancelMu sync.Mutex
+	cancelOp context.CancelFunc
+
 	mu           sync.Mutex
-	info         *jupyter.ConnectionInfo // nil while suspended
-	gen          uint64                  // bumped whenever info changes or the kernel restarts
-	changed      chan struct{}           // closed (and replaced) when gen changes
-	state        string
+	phase        phase
+	reason       string                  // while coming up: what it waits for; when dead: why
+	info         *jupyter.ConnectionInfo // set while running
+	gen          uint64                  // bumped whenever info changes
+	changed      chan struct{}           // closed (and replaced) at every change of phase, reason or info
+	state        string                  // the execution state the kernel last reported
 	lastActivity time.Time
-	conns        int
-	suspended    bool
-	resuming     chan struct{} // non-nil while a resume runs; closed when it ends
-	resumeErr    error
-	removed      bool
-	monitor      *kernelconn.Conn
 	bridges      map[*bridge]struct{}
+	monitor      *kernelconn.Conn
+	kernelInfo   json.RawMessage // the content of the kernel's last kernel_info_reply
+	// Notes for the notebook, numbered so each bridge tells each one once.
+	suspendNote string
+	suspendSeq  uint64
+	resumeNote  string
+	resumeSeq   uint64
 }
 
-func newKernel(g *Gateway, inst *Instance) *kernel {
+func newKernel(g *Gateway, inst *Instance, owner Identity) *kernel {
 	k := &kernel{
-		id: inst.ID, specName: inst.SpecName, interruptMode: inst.InterruptMode, g: g,
+		id: inst.ID, specName: inst.SpecName, interruptMode: inst.InterruptMode, owner: owner, g: g,
 		changed: make(chan struct{}), state: stateIdle, lastActivity: time.Now(),
 		bridges: map[*bridge]struct{}{},
 	}
 	if !inst.LastActivity.IsZero() {
 		k.lastActivity = inst.LastActivity
 	}
-	if inst.Suspended {
-		k.suspended = true
-	} else {
-		k.info = inst.Info
-	}
 	return k
+}
+
+// notifyLocked wakes everyone waiting for a change; k.mu must be held.
+func (k *kernel) notifyLocked() {
+	close(k.changed)
+	k.changed = make(chan struct{})
+}
+
+// kernelView is a consistent snapshot of a kernel's lifecycle fields.
+type kernelView struct {
+	phase   phase
+	reason  string
+	info    *jupyter.ConnectionInfo
+	gen     uint64
+	changed <-chan struct{}
+}
+
+func (k *kernel) view() kernelView {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return kernelView{phase: k.phase, reason: k.reason, info: k.info, gen: k.gen, changed: k.changed}
 }
 
 // model is the kernel's REST representation.
 func (k *kernel) model() kernelModel {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	state := k.state
-	if k.suspended && k.resuming == nil {
-		// Jupyter Server accepts only its own states; "suspended" travels as an extra field.
-		state = stateIdle
-	}
-	if k.resuming != nil {
-		state = stateStarting
-	}
-	return kernelModel{
+	m := kernelModel{
 		ID: k.id, Name: k.specName, LastActivity: jupyter.FormatTime(k.lastActivity),
-		ExecutionState: state, Connections: k.conns, Suspended: k.suspended,
+		ExecutionState: k.executionStateLocked(), Connections: len(k.bridges),
+		Suspended: k.phase == phaseSuspended || k.phase == phaseSuspending,
 	}
+	if k.phase.comingUp() || k.phase == phaseDead {
+		m.Reason = k.reason
+	}
+	return m
+}
+
+// executionStateLocked is the execution state clients are told. Jupyter Server accepts only
+// its own states: a suspended kernel is idle (with "suspended": true beside it).
+func (k *kernel) executionStateLocked() string {
+	switch k.phase {
+	case phaseStarting, phaseResuming:
+		return stateStarting
+	case phaseRestarting:
+		return stateRestarting
+	case phaseDead:
+		return stateDead
+	case phaseSuspending, phaseSuspended, phaseRemoved:
+		return stateIdle
+	}
+	return k.state
 }
 
 // touch records activity now.
@@ -83,210 +156,71 @@ func (k *kernel) touch() {
 	k.mu.Unlock()
 }
 
-// observe updates activity and execution state from a message the kernel sent.
+// observe updates activity and execution state from a message the kernel sent, and keeps
+// its kernel_info_reply for when it is suspended.
 func (k *kernel) observe(m *jupyter.Message) {
 	k.mu.Lock()
 	k.lastActivity = time.Now()
-	if st, ok := m.ExecutionState(); ok && !k.suspended {
+	// A kernel publishes "starting" once, as it starts; the gateway knows it runs by then.
+	if st, ok := m.ExecutionState(); ok && k.phase == phaseRunning && st != stateStarting {
 		k.state = st
+	}
+	if m.Header.MsgType == "kernel_info_reply" {
+		k.kernelInfo = append(json.RawMessage(nil), m.Content...)
 	}
 	k.mu.Unlock()
 }
 
-// activity is the kernel's Activity, for reporting.
+// cachedKernelInfo is the content of the kernel's last kernel_info_reply, or nil.
+func (k *kernel) cachedKernelInfo() json.RawMessage {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.kernelInfo
+}
+
+// activity is the kernel's Activity, for reporting and culling.
 func (k *kernel) activity() Activity {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	st := k.state
-	if k.suspended {
-		st = stateIdle
-	}
-	return Activity{LastActivity: k.lastActivity, ExecutionState: st, Connections: k.conns}
+	return Activity{LastActivity: k.lastActivity, ExecutionState: k.executionStateLocked(), Connections: len(k.bridges)}
 }
 
-// current returns the kernel's connection info and generation, and the channel closed at the
-// next change.
-func (k *kernel) current() (*jupyter.ConnectionInfo, uint64, <-chan struct{}) {
+// currentPhase returns the kernel's phase.
+func (k *kernel) currentPhase() phase {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.info, k.gen, k.changed
+	return k.phase
 }
 
-// setInfo installs new connection info (after a start, restart or resume) and tells every
-// websocket bridge and the monitor to follow it.
-func (k *kernel) setInfo(info *jupyter.ConnectionInfo) {
-	k.mu.Lock()
-	k.info = info
-	k.gen++
-	close(k.changed)
-	k.changed = make(chan struct{})
-	k.state = stateIdle
-	k.mu.Unlock()
-	k.watch(info)
-}
-
-// watch (re)connects the activity monitor: an iopub-only connection that sees every message
-// the kernel publishes, whether or not a client is connected.
-func (k *kernel) watch(info *jupyter.ConnectionInfo) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	k.mu.Lock()
-	mon := k.monitor
-	k.mu.Unlock()
-	if mon != nil {
-		if err := mon.Retarget(ctx, info); err != nil {
-			k.g.log.Warn("reconnecting the activity monitor", "kernel", k.id, "err", err.Error())
-		}
-		return
-	}
-	mon, err := kernelconn.Dial(ctx, info, kernelconn.Options{IOPubOnly: true, Buffer: 256})
-	if err != nil {
-		k.g.log.Warn("connecting the activity monitor", "kernel", k.id, "err", err.Error())
-		return
-	}
-	k.mu.Lock()
-	if k.removed {
-		k.mu.Unlock()
-		_ = mon.Close()
-		return
-	}
-	k.monitor = mon
-	k.mu.Unlock()
-	go func() {
-		for m := range mon.Messages() {
-			k.observe(m)
-		}
-	}()
-}
-
-// ensureRunning returns the kernel's connection info, resuming it first if it is suspended.
-// Concurrent callers share one resume.
-func (k *kernel) ensureRunning(ctx context.Context) (*jupyter.ConnectionInfo, error) {
-	k.mu.Lock()
-	if k.removed {
-		k.mu.Unlock()
-		return nil, fmt.Errorf("kernel %s: %w", k.id, ErrNotFound)
-	}
-	if !k.suspended && k.info != nil {
-		info := k.info
-		k.mu.Unlock()
-		return info, nil
-	}
-	wait := k.resuming
-	if wait == nil {
-		wait = make(chan struct{})
-		k.resuming = wait
-		k.mu.Unlock()
-		go k.resume(wait)
-	} else {
-		k.mu.Unlock()
-	}
-	select {
-	case <-wait:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+func (k *kernel) addBridge(b *bridge) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.resumeErr != nil {
-		return nil, k.resumeErr
-	}
-	return k.info, nil
-}
-
-// resume brings a suspended kernel back; done is closed when it ends.
-func (k *kernel) resume(done chan struct{}) {
-	settings := k.g.settings()
-	ctx, cancel := context.WithTimeout(context.Background(), settings.LaunchTimeout)
-	defer cancel()
-	k.g.log.Info("resuming kernel", "kernel", k.id)
-	k.g.broadcastStatus(k, stateStarting)
-	info, err := k.g.prov.Resume(ctx, k.id)
-	k.mu.Lock()
-	k.resumeErr = err
-	if err == nil {
-		k.suspended = false
-	}
-	k.resuming = nil
-	k.mu.Unlock()
-	if err != nil {
-		k.g.log.Error("resuming kernel failed", "kernel", k.id, "err", err.Error())
-		close(done)
-		return
-	}
-	k.setInfo(info)
-	k.touch()
-	k.g.log.Info("kernel resumed", "kernel", k.id)
-	close(done)
-	k.g.report(k)
-}
-
-// suspend frees the kernel's pod or process; the kernel id, model and websockets stay.
-func (k *kernel) suspend(ctx context.Context) error {
-	k.mu.Lock()
-	if k.suspended || k.resuming != nil || k.removed {
-		k.mu.Unlock()
-		return nil
-	}
-	k.suspended = true
-	k.mu.Unlock()
-	if err := k.g.prov.Suspend(ctx, k.id); err != nil {
-		k.mu.Lock()
-		k.suspended = false
-		k.mu.Unlock()
-		return err
-	}
-	k.mu.Lock()
-	k.info = nil
-	k.mu.Unlock()
-	return nil
-}
-
-// remove takes the kernel out of service: closes its monitor and its websockets.
-func (k *kernel) remove() {
-	k.mu.Lock()
-	if k.removed {
-		k.mu.Unlock()
-		return
-	}
-	k.removed = true
-	mon := k.monitor
-	bridges := make([]*bridge, 0, len(k.bridges))
-	for b := range k.bridges {
-		bridges = append(bridges, b)
-	}
-	close(k.changed)
-	k.changed = make(chan struct{})
-	k.mu.Unlock()
-	if mon != nil {
-		_ = mon.Close()
-	}
-	for _, b := range bridges {
-		b.close()
-	}
-}
-
-func (k *kernel) addBridge(b *bridge) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.removed {
-		return errors.New("the kernel is gone")
+	if k.phase == phaseRemoved {
+		return false
 	}
 	k.bridges[b] = struct{}{}
-	k.conns = len(k.bridges)
-	return nil
+	return true
 }
 
 func (k *kernel) dropBridge(b *bridge) {
 	k.mu.Lock()
 	delete(k.bridges, b)
-	k.conns = len(k.bridges)
 	k.mu.Unlock()
 }
 
-// isRemoved reports whether the kernel was shut down or culled with Delete.
-func (k *kernel) isRemoved() bool {
+func (k *kernel) bridgeList() []*bridge {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.removed
+	out := make([]*bridge, 0, len(k.bridges))
+	for b := range k.bridges {
+		out = append(out, b)
+	}
+	return out
+}
+
+// notes returns the suspend and resume notes and their numbers.
+func (k *kernel) notes() (suspend string, suspendSeq uint64, resume string, resumeSeq uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.suspendNote, k.suspendSeq, k.resumeNote, k.resumeSeq
 }

@@ -49,6 +49,7 @@ type Kubernetes struct {
 	last Settings // the settings of the last JupyterGateway seen
 
 	reports reporter
+	events  kernelEvents
 }
 
 var _ Provisioner = (*Kubernetes)(nil)
@@ -101,10 +102,17 @@ func NewKubernetes(ctx context.Context, opts KubernetesOptions) (*Kubernetes, er
 	if err != nil {
 		return nil, fmt.Errorf("creating the cache: %w", err)
 	}
+	k := &Kubernetes{name: opts.Name, ns: opts.Namespace, kernelNs: kernelNs, log: opts.Log, interval: opts.ReportInterval, last: settingsOf(gw)}
 	// Ask for the informers now so that WaitForCacheSync covers them.
 	for _, obj := range []client.Object{&ejv1.JupyterGateway{}, &ejv1.JupyterKernelSpec{}, &ejv1.JupyterKernel{}} {
-		if _, err := c.GetInformer(ctx, obj); err != nil {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
 			return nil, fmt.Errorf("watching %T: %w", obj, err)
+		}
+		if _, ok := obj.(*ejv1.JupyterKernel); ok {
+			if _, err := inf.AddEventHandler(k.events.handler()); err != nil {
+				return nil, fmt.Errorf("watching kernels: %w", err)
+			}
 		}
 	}
 	go func() {
@@ -119,10 +127,7 @@ func NewKubernetes(ctx context.Context, opts KubernetesOptions) (*Kubernetes, er
 	if err != nil {
 		return nil, err
 	}
-	k := &Kubernetes{
-		client: cl, direct: direct, name: opts.Name, ns: opts.Namespace, kernelNs: kernelNs,
-		log: opts.Log, interval: opts.ReportInterval, last: settingsOf(gw),
-	}
+	k.client, k.direct = cl, direct
 	k.reports.init()
 	return k, nil
 }

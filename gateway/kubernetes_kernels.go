@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
@@ -19,8 +21,10 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
 )
 
-// pollInterval is how often a waiting start looks at its JupyterKernel in the cache.
-const pollInterval = 100 * time.Millisecond
+// portProbe is how often a kernel whose pod has an IP is checked for listening ports: the
+// gateway connects as soon as the kernel listens instead of waiting for the pod's readiness
+// probe to say so.
+const portProbe = 25 * time.Millisecond
 
 func (k *Kubernetes) kernelKey(id string) types.NamespacedName {
 	return types.NamespacedName{Namespace: k.kernelNs, Name: id}
@@ -47,9 +51,10 @@ func (k *Kubernetes) owns(jk *ejv1.JupyterKernel) bool {
 	return jk.Labels[ejv1.LabelGateway] == k.name && jk.Annotations[ejv1.AnnotationGatewayNamespace] == k.ns
 }
 
-// Start implements Provisioner: it creates a JupyterKernel and waits until its pod is ready.
-// On failure or timeout the JupyterKernel is deleted, so nothing is left half-created.
-func (k *Kubernetes) Start(ctx context.Context, req StartRequest) (*Instance, error) {
+// Start implements Provisioner: it creates the JupyterKernel and returns; the controller
+// makes its Secret and pod. A refusal (the webhook's quota, a bad kernelspec) is returned as
+// the API server gave it, with nothing created.
+func (k *Kubernetes) Start(ctx context.Context, req StartRequest) error {
 	names := make([]string, 0, len(req.Env))
 	for n := range req.Env {
 		names = append(names, n)
@@ -66,7 +71,7 @@ func (k *Kubernetes) Start(ctx context.Context, req StartRequest) (*Instance, er
 				ejv1.LabelGateway: k.name, ejv1.LabelKernelSpec: req.Spec.Name,
 				ejv1.LabelManagedBy: ejv1.ManagedBy,
 			},
-			Annotations: map[string]string{ejv1.AnnotationGatewayNamespace: k.ns},
+			Annotations: map[string]string{ejv1.AnnotationGatewayNamespace: k.ns, ejv1.AnnotationOwner: req.Owner.Name},
 		},
 		Spec: ejv1.JupyterKernelCRDSpec{
 			KernelSpec: &ejv1.ObjectRef{Name: req.Spec.Name, Namespace: k.ns},
@@ -75,58 +80,85 @@ func (k *Kubernetes) Start(ctx context.Context, req StartRequest) (*Instance, er
 			Env:        env,
 		},
 	}
+	if req.Timeout > 0 {
+		jk.Spec.StartDeadlineSeconds = ptr.To(int32(math.Ceil(req.Timeout.Seconds())))
+	}
 	if err := k.client.Create(ctx, jk); err != nil {
-		return nil, fmt.Errorf("creating JupyterKernel %s/%s: %w", k.kernelNs, req.ID, err)
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+			return &httpError{code: 403, reason: "Forbidden", err: fmt.Errorf("the kernel was refused: %s", apiMessage(err))}
+		}
+		return fmt.Errorf("creating JupyterKernel %s/%s: %w", k.kernelNs, req.ID, err)
 	}
 	k.log.Info("kernel created", "kernel", req.ID, "namespace", k.kernelNs, "kernelspec", req.Spec.Name)
-	info, err := k.waitRunning(ctx, req.ID)
-	if err != nil {
-		// Nothing half-created: the pod and Secret go with the kernel.
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if derr := k.client.Delete(dctx, jk); derr != nil && !apierrors.IsNotFound(derr) {
-			k.log.Error("deleting a kernel that failed to start", "kernel", req.ID, "err", derr.Error())
-		}
-		return nil, err
-	}
-	return &Instance{ID: req.ID, SpecName: req.Spec.Name, InterruptMode: req.Spec.InterruptMode, Info: info}, nil
+	return nil
 }
 
-// waitRunning waits until the kernel's phase is Running with a pod IP, then returns its
-// connection info; a Failed kernel ends the wait with its reason.
-func (k *Kubernetes) waitRunning(ctx context.Context, id string) (*jupyter.ConnectionInfo, error) {
-	var last *ejv1.JupyterKernel
+// apiMessage is the message of an API error without client-go's prefixes.
+func apiMessage(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) && se.Status().Message != "" {
+		return se.Status().Message
+	}
+	return err.Error()
+}
+
+// Wait implements Provisioner. It follows the JupyterKernel through the cache's events
+// until its pod's kernel listens, telling progress the status message the controller writes
+// (what the kernel waits for); a Failed kernel ends the wait with its reason. Statuses the
+// controller wrote for an older spec (before a resume) are not believed.
+func (k *Kubernetes) Wait(ctx context.Context, id string, progress func(string)) (*jupyter.ConnectionInfo, error) {
+	events, stop := k.events.subscribe(id)
+	defer stop()
+	var (
+		seen  bool
+		info  *jupyter.ConnectionInfo
+		probe <-chan time.Time
+	)
 	for {
+		probe = nil
 		jk, err := k.getKernel(ctx, id)
 		switch {
-		case errors.Is(err, ErrNotFound) && last != nil:
-			return nil, fmt.Errorf("kernel %s was deleted while starting", id)
+		case errors.Is(err, ErrNotFound) && seen:
+			return nil, fmt.Errorf("kernel %s was deleted while it started", id)
 		case err != nil && !errors.Is(err, ErrNotFound):
 			return nil, err
 		case err == nil:
-			last = jk
-			switch jk.Status.Phase {
-			case ejv1.KernelRunning:
-				if jk.Status.PodIP != "" && !jk.Spec.Suspend {
-					info, err := k.connectionInfo(ctx, jk)
-					if err == nil && listens(info) {
-						return info, nil
+			seen = true
+			current := jk.Status.ObservedGeneration >= jk.Generation && !jk.Spec.Suspend
+			switch {
+			case !current:
+				progress("starting the kernel")
+			case isEnded(jk.Status.Phase):
+				return nil, errors.New(nonEmptyString(jk.Status.Message, "the kernel's pod "+strings.ToLower(string(jk.Status.Phase))))
+			case jk.Status.PodIP != "" && (jk.Status.Phase == ejv1.KernelRunning || jk.Status.Phase == ejv1.KernelStarting):
+				if info == nil || info.IP != jk.Status.PodIP {
+					if info, err = k.connectionInfo(ctx, jk); err != nil {
+						return nil, err
 					}
 				}
-			case ejv1.KernelFailed, ejv1.KernelSucceeded:
-				return nil, fmt.Errorf("kernel %s %s: %s: %s", id, strings.ToLower(string(jk.Status.Phase)), jk.Status.Reason, jk.Status.Message)
+				if listens(info) {
+					return info, nil
+				}
+				progress(nonEmptyString(jk.Status.Message, "starting the kernel"))
+				probe = time.After(portProbe)
+			default:
+				progress(nonEmptyString(jk.Status.Message, "starting the kernel"))
 			}
 		}
 		select {
 		case <-ctx.Done():
-			why := "not created yet"
-			if last != nil {
-				why = fmt.Sprintf("%s (%s: %s)", last.Status.Phase, last.Status.Reason, last.Status.Message)
-			}
-			return nil, fmt.Errorf("kernel %s is still %s: %w", id, why, ctx.Err())
-		case <-time.After(pollInterval):
+			return nil, ctx.Err()
+		case <-events:
+		case <-probe:
 		}
 	}
+}
+
+func nonEmptyString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // connectionInfo reads the kernel's connection Secret and points it at the pod's IP.
@@ -208,28 +240,45 @@ func (k *Kubernetes) Suspend(ctx context.Context, id string) error {
 	return nil
 }
 
-// Resume implements Provisioner: spec.suspend=false, then wait for the fresh pod.
-func (k *Kubernetes) Resume(ctx context.Context, id string) (*jupyter.ConnectionInfo, error) {
-	if err := k.setSuspend(ctx, id, false); err != nil {
-		return nil, err
+// Resume implements Provisioner: spec.suspend=false, and the controller makes a fresh pod. A
+// failed kernel is suspended first (its failure recorded as seen), which is how a failed
+// kernel starts again.
+func (k *Kubernetes) Resume(ctx context.Context, id string) error {
+	jk, err := k.getKernel(ctx, id)
+	if err != nil {
+		return err
 	}
-	// Wait until the cache has seen the change, so a stale Running status is not mistaken
-	// for the new pod.
+	if isEnded(jk.Status.Phase) && !jk.Spec.Suspend {
+		if err := k.setSuspend(ctx, id, true); err != nil {
+			return err
+		}
+		if err := k.waitFor(ctx, id, func(jk *ejv1.JupyterKernel) bool {
+			return jk.Spec.Suspend && jk.Status.ObservedGeneration >= jk.Generation && jk.Status.Phase == ejv1.KernelSuspended
+		}); err != nil {
+			return fmt.Errorf("suspending the failed kernel %s before starting it again: %w", id, err)
+		}
+	}
+	return k.setSuspend(ctx, id, false)
+}
+
+// waitFor waits, through the cache's events, until the kernel satisfies ok.
+func (k *Kubernetes) waitFor(ctx context.Context, id string, ok func(*ejv1.JupyterKernel) bool) error {
+	events, stop := k.events.subscribe(id)
+	defer stop()
 	for {
 		jk, err := k.getKernel(ctx, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if !jk.Spec.Suspend {
-			break
+		if ok(jk) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(pollInterval):
+			return ctx.Err()
+		case <-events:
 		}
 	}
-	return k.waitRunning(ctx, id)
 }
 
 // Shutdown implements Provisioner: deletes the JupyterKernel (its pod and Secret follow).
@@ -257,8 +306,8 @@ func (k *Kubernetes) Alive(ctx context.Context, id string) bool {
 func isEnded(p ejv1.KernelPhase) bool { return p == ejv1.KernelFailed || p == ejv1.KernelSucceeded }
 
 // Restore implements Provisioner: every JupyterKernel of this gateway, running ones with their
-// connection info; the others (suspended, or still starting when the gateway went down) come
-// back as suspended, so the next message brings them up.
+// connection info, suspended and failed ones as such, and the others as starting (the
+// gateway waits for them again).
 func (k *Kubernetes) Restore(ctx context.Context) ([]*Instance, error) {
 	list := &ejv1.JupyterKernelList{}
 	if err := k.client.List(ctx, list, client.InNamespace(k.kernelNs), client.MatchingLabels{ejv1.LabelGateway: k.name}); err != nil {
@@ -270,7 +319,7 @@ func (k *Kubernetes) Restore(ctx context.Context) ([]*Instance, error) {
 		if !k.owns(jk) || jk.DeletionTimestamp != nil {
 			continue
 		}
-		inst := &Instance{ID: jk.Name, SpecName: jk.Labels[ejv1.LabelKernelSpec]}
+		inst := &Instance{ID: jk.Name, SpecName: jk.Labels[ejv1.LabelKernelSpec], Owner: ownerOf(jk)}
 		if jk.Spec.KernelSpec != nil {
 			inst.SpecName = jk.Spec.KernelSpec.Name
 			if s := k.specInterruptMode(ctx, jk.Spec.KernelSpec.Name); s != "" {
@@ -281,20 +330,30 @@ func (k *Kubernetes) Restore(ctx context.Context) ([]*Instance, error) {
 			inst.LastActivity = jk.Status.LastActivity.Time
 		}
 		switch {
-		case jk.Status.Phase == ejv1.KernelRunning && !jk.Spec.Suspend && jk.Status.PodIP != "":
+		case jk.Spec.Suspend:
+			inst.Suspended = true
+		case jk.Status.Phase == ejv1.KernelRunning && jk.Status.PodIP != "":
 			info, err := k.connectionInfo(ctx, jk)
 			if err != nil {
 				return nil, err
 			}
 			inst.Info = info
 		case isEnded(jk.Status.Phase):
-			// Left for the culler, which removes dead kernels at once.
-		default:
-			inst.Suspended = true
+			inst.Failed = nonEmptyString(jk.Status.Message, "the kernel's pod "+strings.ToLower(string(jk.Status.Phase)))
 		}
 		out = append(out, inst)
 	}
 	return out, nil
+}
+
+// ownerOf is the identity that started a kernel, as recorded on it. Kernels started before
+// identities were recorded belong to the admin.
+func ownerOf(jk *ejv1.JupyterKernel) Identity {
+	name := jk.Annotations[ejv1.AnnotationOwner]
+	if name == "" {
+		name = "admin"
+	}
+	return Identity{Name: name, User: jk.Spec.User}
 }
 
 func (k *Kubernetes) specInterruptMode(ctx context.Context, name string) string {

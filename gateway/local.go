@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -58,11 +59,11 @@ func (p *LocalProvisioner) ip() string {
 	return p.IP
 }
 
-// Start implements Provisioner.
-func (p *LocalProvisioner) Start(ctx context.Context, req StartRequest) (*Instance, error) {
+// Start implements Provisioner: the process starts now; Wait tells when it listens.
+func (p *LocalProvisioner) Start(_ context.Context, req StartRequest) error {
 	lk := &localKernel{spec: req.Spec, env: req.Env}
-	if err := p.run(ctx, req.ID, lk); err != nil {
-		return nil, err
+	if err := p.spawn(req.ID, lk); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	if p.kernels == nil {
@@ -70,11 +71,43 @@ func (p *LocalProvisioner) Start(ctx context.Context, req StartRequest) (*Instan
 	}
 	p.kernels[req.ID] = lk
 	p.mu.Unlock()
-	return &Instance{ID: req.ID, SpecName: req.Spec.Name, InterruptMode: req.Spec.InterruptMode, Info: lk.info}, nil
+	return nil
 }
 
-// run writes a fresh connection file and starts the kernel process, waiting until it listens.
-func (p *LocalProvisioner) run(ctx context.Context, id string, lk *localKernel) error {
+// Wait implements Provisioner: it waits until the kernel listens on its shell and heartbeat
+// ports. A kernel that does not by the end of ctx is stopped.
+func (p *LocalProvisioner) Wait(ctx context.Context, id string, _ func(string)) (*jupyter.ConnectionInfo, error) {
+	lk, err := p.kernel(id)
+	if err != nil {
+		return nil, err
+	}
+	lk.op.Lock()
+	info, done, cmd := lk.info, lk.done, lk.cmd
+	lk.op.Unlock()
+	if cmd == nil {
+		return nil, errors.New("the kernel process is not running")
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !listens(info) {
+		select {
+		case <-done:
+			return nil, fmt.Errorf("the kernel process exited before it listened (%s)", cmd.ProcessState)
+		case <-ctx.Done():
+			lk.op.Lock()
+			if lk.cmd == cmd {
+				p.stop(lk)
+			}
+			lk.op.Unlock()
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return info, nil
+}
+
+// spawn writes a fresh connection file and starts the kernel process.
+func (p *LocalProvisioner) spawn(id string, lk *localKernel) error {
 	info, err := newConnectionInfo(p.ip())
 	if err != nil {
 		return err
@@ -117,18 +150,6 @@ func (p *LocalProvisioner) run(ctx context.Context, id string, lk *localKernel) 
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	lk.info, lk.file, lk.cmd, lk.done = info, file, cmd, done
-	for !listens(info) {
-		select {
-		case <-done:
-			_ = os.Remove(file)
-			return fmt.Errorf("the kernel process exited before it listened (%s)", cmd.ProcessState)
-		case <-ctx.Done():
-			p.stop(lk)
-			_ = os.Remove(file)
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 	return nil
 }
 
@@ -197,13 +218,14 @@ func (p *LocalProvisioner) Restart(ctx context.Context, id string) (*jupyter.Con
 		return nil, err
 	}
 	lk.op.Lock()
-	defer lk.op.Unlock()
 	p.stop(lk)
 	_ = os.Remove(lk.file)
-	if err := p.run(ctx, id, lk); err != nil {
+	err = p.spawn(id, lk)
+	lk.op.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	return lk.info, nil
+	return p.Wait(ctx, id, func(string) {})
 }
 
 // Suspend implements Provisioner.
@@ -219,18 +241,19 @@ func (p *LocalProvisioner) Suspend(_ context.Context, id string) error {
 	return nil
 }
 
-// Resume implements Provisioner.
-func (p *LocalProvisioner) Resume(ctx context.Context, id string) (*jupyter.ConnectionInfo, error) {
+// Resume implements Provisioner: the process starts again, fresh, as a pod would come back.
+func (p *LocalProvisioner) Resume(_ context.Context, id string) error {
 	lk, err := p.kernel(id)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	lk.op.Lock()
 	defer lk.op.Unlock()
-	if err := p.run(ctx, id, lk); err != nil {
-		return nil, err
+	if lk.cmd != nil {
+		p.stop(lk)
+		_ = os.Remove(lk.file)
 	}
-	return lk.info, nil
+	return p.spawn(id, lk)
 }
 
 // Shutdown implements Provisioner.
@@ -288,6 +311,14 @@ func (p *LocalProvisioner) Close() {
 	}
 }
 
+// Local kernels' ports are drawn from [localPortMin, localPortMax), below Linux's ephemeral
+// range (32768-60999): a port picked there could be taken, before the kernel binds it, as the
+// local port of one of the many outgoing connections a gateway makes.
+const (
+	localPortMin = 20000
+	localPortMax = 30000
+)
+
 // newConnectionInfo picks five free ports on ip and a random key.
 func newConnectionInfo(ip string) (*jupyter.ConnectionInfo, error) {
 	var ls []net.Listener
@@ -296,14 +327,22 @@ func newConnectionInfo(ip string) (*jupyter.ConnectionInfo, error) {
 			_ = l.Close()
 		}
 	}()
-	ports := make([]int, 5)
-	for i := range ports {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	ports := make([]int, 0, 5)
+	for tries := 0; len(ports) < 5; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("finding five free ports on %s in [%d, %d)", ip, localPortMin, localPortMax)
+		}
+		n, err := rand.Int(rand.Reader, big.NewInt(localPortMax-localPortMin))
 		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
+			return nil, err
+		}
+		port := localPortMin + int(n.Int64())
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			continue // in use
 		}
 		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		ports = append(ports, port)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {

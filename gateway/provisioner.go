@@ -15,8 +15,13 @@ type StartRequest struct {
 	Spec KernelSpec
 	// Env is the client's validated environment (KERNEL_* and allowed names).
 	Env map[string]string
-	// User is the client's KERNEL_USERNAME, if any.
+	// User is the user the kernel runs for (the client's identity).
 	User string
+	// Owner is the identity that starts the kernel; it is recorded with the kernel so a
+	// restarted gateway knows whose it is.
+	Owner Identity
+	// Timeout is the longest the kernel may take to start (waiting for a GPU included).
+	Timeout time.Duration
 }
 
 // Instance is a kernel a provisioner runs.
@@ -27,19 +32,27 @@ type Instance struct {
 	SpecName string
 	// InterruptMode is "signal" or "message".
 	InterruptMode string
-	// Info is how to reach it; nil while it is suspended.
+	// Info is how to reach it; nil while it is suspended or starting.
 	Info *jupyter.ConnectionInfo
 	// Suspended is true for a kernel without a running process or pod.
 	Suspended bool
+	// Failed says why a kernel could not start; empty for the others.
+	Failed string
+	// Owner is the identity that started it.
+	Owner Identity
 	// LastActivity is the last activity recorded for a restored kernel (zero when new).
 	LastActivity time.Time
 }
 
 // Provisioner runs kernels: as local processes, or as pods through JupyterKernels.
 type Provisioner interface {
-	// Start runs a new kernel and returns once it accepts connections (or ctx ends, in which
-	// case nothing of the kernel is left behind).
-	Start(ctx context.Context, req StartRequest) (*Instance, error)
+	// Start creates a new kernel and returns at once, while it starts; Wait tells when it
+	// runs. An error means nothing of the kernel was created.
+	Start(ctx context.Context, req StartRequest) error
+	// Wait returns the kernel's connection info once it accepts connections (after a start,
+	// a resume or a restart), or an error saying why it will not. progress is told what the
+	// kernel waits for ("waiting for a GPU: ..."), each time that changes.
+	Wait(ctx context.Context, id string, progress func(string)) (*jupyter.ConnectionInfo, error)
 	// Interrupt interrupts a kernel whose interrupt mode is signal.
 	Interrupt(ctx context.Context, id string) error
 	// Restart restarts a kernel in place and returns its (possibly new) connection info once it
@@ -47,9 +60,9 @@ type Provisioner interface {
 	Restart(ctx context.Context, id string) (*jupyter.ConnectionInfo, error)
 	// Suspend stops the kernel's process or pod, keeping the kernel so Resume can bring it back.
 	Suspend(ctx context.Context, id string) error
-	// Resume brings a suspended kernel back and returns its connection info once it accepts
-	// connections.
-	Resume(ctx context.Context, id string) (*jupyter.ConnectionInfo, error)
+	// Resume asks for a suspended (or failed) kernel to run again and returns at once; Wait
+	// tells when it runs.
+	Resume(ctx context.Context, id string) error
 	// Shutdown removes the kernel for good.
 	Shutdown(ctx context.Context, id string) error
 	// Alive reports whether a kernel that should run still does (false: it died).

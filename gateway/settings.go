@@ -29,6 +29,10 @@ type Settings struct {
 	LaunchTimeout time.Duration
 	// AllowedEnv lists variable names beyond KERNEL_* that clients may pass.
 	AllowedEnv []string
+	// AllowedOrigins lists the browser origins (scheme://host[:port], or "*") whose pages may
+	// open kernel websockets, besides the gateway's own host. Clients that send no Origin
+	// (notebook servers) are not affected.
+	AllowedOrigins []string
 }
 
 // withDefaults fills in Jupyter's defaults.

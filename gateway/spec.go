@@ -29,6 +29,10 @@ type KernelSpec struct {
 	Metadata json.RawMessage
 	// ResourceDir holds logos and other files served under /kernelspecs/{name}/ (local only).
 	ResourceDir string
+	// AuthorizedUsers, when not empty, are the only users who may start kernels of it.
+	AuthorizedUsers []string
+	// UnauthorizedUsers may not start kernels of it.
+	UnauthorizedUsers []string
 }
 
 // ErrNotFound means a kernel or kernelspec does not exist.

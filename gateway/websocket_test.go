@@ -37,6 +37,8 @@ func TestV1SubprotocolWhenTheClientOffersIt(t *testing.T) {
 	var stdout strings.Builder
 	deadline := time.Now().Add(time.Minute)
 	req := send("print(6*7)")
+	// iopub and shell travel apart: the answer is complete with the reply and the idle status.
+	replied, idle := false, false
 	for {
 		require.NoError(t, ws.SetReadDeadline(deadline))
 		typ, data, err := ws.ReadMessage()
@@ -48,11 +50,19 @@ func TestV1SubprotocolWhenTheClientOffersIt(t *testing.T) {
 			continue
 		}
 		if m.Header.MsgType == "stream" {
-			var s struct{ Text string }
+			var s struct{ Name, Text string }
 			require.NoError(t, json.Unmarshal(m.Content, &s))
-			stdout.WriteString(s.Text)
+			if s.Name == "stdout" {
+				stdout.WriteString(s.Text)
+			}
 		}
 		if m.Header.MsgType == "execute_reply" {
+			replied = true
+		}
+		if st, ok := m.ExecutionState(); ok && st == "idle" {
+			idle = true
+		}
+		if replied && idle {
 			break
 		}
 	}

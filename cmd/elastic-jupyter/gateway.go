@@ -62,7 +62,10 @@ func runGateway(ctx context.Context, args []string) error {
 			return fmt.Errorf("--auth-token-file %s is empty: write the token into it, or omit the flag to run without one", *tokenFile)
 		}
 	}
-	opts := gateway.Options{Token: token, Log: log, Version: version.Version}
+	opts := gateway.Options{Log: log, Version: version.Version}
+	if token != "" {
+		opts.Auth = gateway.TokenAuth{Token: token}
+	}
 	switch *prov {
 	case "local":
 		if *cullPolicy != gateway.CullDelete && *cullPolicy != gateway.CullSuspend {

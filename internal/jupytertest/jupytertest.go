@@ -144,8 +144,11 @@ func (c *WSClient) Send(channel, msgType string, content any) *jupyter.Message {
 
 // Execution is what an execute_request produced, as seen through a websocket.
 type Execution struct {
-	// Stdout is the stream output.
+	// Stdout is the stdout stream output.
 	Stdout string
+	// Stderr is the stderr stream output: the gateway's own lines (what a starting kernel
+	// waits for, that it resumed) arrive here too.
+	Stderr string
 	// EName is the error name, if the cell raised.
 	EName string
 	// Status is the execute_reply status.
@@ -165,7 +168,7 @@ func (c *WSClient) Execute(code string, timeout time.Duration) Execution {
 func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Execution {
 	c.t.Helper()
 	var ex Execution
-	var out strings.Builder
+	var out, errOut strings.Builder
 	replied, idle := false, false
 	deadline := time.After(timeout)
 	for !replied || !idle {
@@ -182,9 +185,13 @@ func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Executio
 			}
 			switch m.Header.MsgType {
 			case "stream":
-				var s struct{ Text string }
+				var s struct{ Name, Text string }
 				_ = json.Unmarshal(m.Content, &s)
-				out.WriteString(s.Text)
+				if s.Name == "stderr" {
+					errOut.WriteString(s.Text)
+				} else {
+					out.WriteString(s.Text)
+				}
 			case "error":
 				var e struct{ Ename string }
 				_ = json.Unmarshal(m.Content, &e)
@@ -202,7 +209,7 @@ func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Executio
 			c.t.Fatalf("no complete answer to %s within %s (stdout so far %q)", req.Header.MsgType, timeout, out.String())
 		}
 	}
-	ex.Stdout = out.String()
+	ex.Stdout, ex.Stderr = out.String(), errOut.String()
 	return ex
 }
 
