@@ -255,6 +255,11 @@ func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
 			`add it to controller.gpuResources`},
 		"a kernelspec over the team's maximum": {gpuTeam, map[string]string{"teams[0].kernelspecs[0].gpus": "3"},
 			`kernelspecs[0] (python3-gpu) asks 3 GPUs but gpu.maxPerKernel is 2`},
+		// The webhook would refuse the whole policy, and every kernel pod with it.
+		"a team's default over its maximum": {gpuTeam, map[string]string{"teams[0].gpu.defaultPerKernel": "3"},
+			`teams[0] (vision): gpu.defaultPerKernel is 3 but gpu.maxPerKernel is 2`},
+		"a default over the maximum in teamDefaults": {nil, map[string]string{"teamDefaults.gpu.defaultPerKernel": "2"},
+			`teamDefaults: gpu.defaultPerKernel is 2 but gpu.maxPerKernel is 1`},
 		"a team without namespaces": {nil, map[string]string{"teams[0].name": "x"}, `missing property 'namespaces'`},
 		"an argv without the connection file": {append(gpuTeam, valuesFile(t, "teamDefaults: {kernelDefaults: {command: [python3, -m, ipykernel_launcher]}}")), nil,
 			`at '/teamDefaults/kernelDefaults/command'`},
