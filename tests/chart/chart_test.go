@@ -16,6 +16,7 @@ import (
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
+	"github.com/elastic-jupyter/elastic-jupyter/webhook"
 )
 
 func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
@@ -254,6 +255,11 @@ func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
 			`add it to controller.gpuResources`},
 		"a kernelspec over the team's maximum": {gpuTeam, map[string]string{"teams[0].kernelspecs[0].gpus": "3"},
 			`kernelspecs[0] (python3-gpu) asks 3 GPUs but gpu.maxPerKernel is 2`},
+		// The webhook would refuse the whole policy, and every kernel pod with it.
+		"a team's default over its maximum": {gpuTeam, map[string]string{"teams[0].gpu.defaultPerKernel": "3"},
+			`teams[0] (vision): gpu.defaultPerKernel is 3 but gpu.maxPerKernel is 2`},
+		"a default over the maximum in teamDefaults": {nil, map[string]string{"teamDefaults.gpu.defaultPerKernel": "2"},
+			`teamDefaults: gpu.defaultPerKernel is 2 but gpu.maxPerKernel is 1`},
 		"a team without namespaces": {nil, map[string]string{"teams[0].name": "x"}, `missing property 'namespaces'`},
 		"an argv without the connection file": {append(gpuTeam, valuesFile(t, "teamDefaults: {kernelDefaults: {command: [python3, -m, ipykernel_launcher]}}")), nil,
 			`at '/teamDefaults/kernelDefaults/command'`},
@@ -263,5 +269,76 @@ func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.msg)
 		})
+	}
+}
+
+// Every number and boolean of a team may turn its default off: 0 and false are rendered as 0
+// and false, in the gateway and in the policy the webhook reads, and are not mistaken for
+// "not set" (a Go template's if and default treat 0 and false as empty).
+func TestATeamTurnsDefaultsOffWithZeroAndFalse(t *testing.T) {
+	objs := objects(t, render(t, []string{valuesFile(t, `
+teamDefaults:
+  createNamespace: true
+  gateway: {cullIdleTimeout: 600, cullBusy: true, cullConnected: true}
+  gpu: {defaultPerKernel: 1, maxPerKernel: 2, clientMayRequest: true}
+teams:
+  - name: cpu
+    namespaces: [team-cpu]
+    createNamespace: false
+    gateway: {cullIdleTimeout: 0, cullBusy: false, cullConnected: false}
+    gpu: {defaultPerKernel: 0, maxPerKernel: 0, clientMayRequest: false}
+    kernelspecs: [{name: python3}]
+  - name: gpu
+    namespaces: [team-gpu]
+    kernelspecs: [{name: python3-gpu}]
+`)}, nil))
+
+	cpu := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-cpu", "gateway")
+	require.NotNil(t, cpu.Spec.CullIdleTimeout, "cullIdleTimeout: 0 is rendered (the CRD's 0: never cull)")
+	assert.EqualValues(t, 0, *cpu.Spec.CullIdleTimeout, "cullIdleTimeout: 0 over the default 600")
+	assert.False(t, cpu.Spec.CullBusy, "cullBusy: false over the default true")
+	assert.False(t, cpu.Spec.CullConnected, "cullConnected: false over the default true")
+	gpu := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-gpu", "gateway")
+	assert.EqualValues(t, 600, *gpu.Spec.CullIdleTimeout, "the other team keeps the defaults")
+	assert.True(t, gpu.Spec.CullBusy, "the other team keeps cullBusy")
+	assert.True(t, gpu.Spec.CullConnected, "the other team keeps cullConnected")
+	var namespaces []string
+	for _, ns := range ofKind[corev1.Namespace](t, objs, "Namespace") {
+		namespaces = append(namespaces, ns.Name)
+	}
+	assert.Equal(t, []string{"team-gpu"}, namespaces, "createNamespace: false creates none")
+
+	policy := policyOf(t, objs)
+	for ns, want := range map[string]webhook.Rules{
+		"team-cpu":  {Team: "cpu", DefaultPerKernel: 0, MaxPerKernel: 0, ClientMayRequest: false},
+		"team-gpu":  {Team: "gpu", DefaultPerKernel: 1, MaxPerKernel: 2, ClientMayRequest: true},
+		"elsewhere": {Team: webhook.DefaultTeam, DefaultPerKernel: 1, MaxPerKernel: 2, ClientMayRequest: true},
+	} {
+		got := policy.For(ns)
+		assert.Equal(t, want.Team, got.Team, ns)
+		assert.Equal(t, want.DefaultPerKernel, got.DefaultPerKernel, "%s: gpu.defaultPerKernel", ns)
+		assert.Equal(t, want.MaxPerKernel, got.MaxPerKernel, "%s: gpu.maxPerKernel (0 is no GPU, not no limit)", ns)
+		assert.Equal(t, want.ClientMayRequest, got.ClientMayRequest, "%s: gpu.clientMayRequest", ns)
+	}
+
+	// Each kernelspec says no gpus: the team's default. A client's KERNEL_GPUS=2 is ignored in
+	// the CPU team (it may not choose) and honoured in the GPU team.
+	for ns, c := range map[string]struct {
+		kernelspec      string
+		gets, getsAsked int64
+	}{"team-cpu": {"python3", 0, 0}, "team-gpu": {"python3-gpu", 1, 2}} {
+		ks := named[ejv1.JupyterKernelSpec](t, objs, "JupyterKernelSpec", ns, c.kernelspec)
+		assert.Nil(t, ks.Spec.Resources.GPUs, "%s/%s says no gpus", ns, c.kernelspec)
+		assertKernelGets(t, policy, ks, "nvidia.com/gpu", c.gets)
+		pod := kernelPod(ns, ks)
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: webhook.KernelGPUsEnv, Value: "2"}}
+		out, err := webhook.MutateKernelPod(pod, ks, policy.For(ns), webhook.MutateOptions{})
+		require.NoError(t, err, ns)
+		got := extendedResources(out.Spec.Containers[0].Resources.Limits)
+		if c.getsAsked == 0 {
+			assert.Empty(t, got, "%s ignores KERNEL_GPUS=2", ns)
+		} else {
+			assert.Equal(t, map[corev1.ResourceName]int64{"nvidia.com/gpu": c.getsAsked}, got, "%s honours KERNEL_GPUS=2", ns)
+		}
 	}
 }

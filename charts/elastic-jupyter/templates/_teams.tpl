@@ -20,6 +20,7 @@ elastic-jupyter.teams: every team of .Values.teams merged over .Values.teamDefau
 as YAML {teams: [...]}. Fails with a message that names the team and the value to fix.
 */}}
 {{- define "elastic-jupyter.teams" -}}
+{{- include "elastic-jupyter.checkDefaultGPUs" (dict "where" "teamDefaults" "gpu" .Values.teamDefaults.gpu) -}}
 {{- $teams := list -}}
 {{- $seen := dict -}}
 {{- range $i, $t := .Values.teams -}}
@@ -34,12 +35,13 @@ as YAML {teams: [...]}. Fails with a message that names the team and the value t
 {{- if and (not (contains "gpu" $res)) (not (has $res $.Values.controller.gpuResources)) -}}
 {{- fail (printf "teams[%d] (%s): gpu.resourceName %q does not contain \"gpu\": add it to controller.gpuResources so the controller counts it as GPUs" $i $team.name $res) -}}
 {{- end -}}
+{{- include "elastic-jupyter.checkDefaultGPUs" (dict "where" (printf "teams[%d] (%s)" $i $team.name) "gpu" $team.gpu) -}}
 {{- $specs := list -}}
 {{- range $j, $k := $team.kernelspecs -}}
 {{- $spec := include "elastic-jupyter.merge" (dict "base" $team.kernelDefaults "over" $k) | fromYaml -}}
-{{- $gpus := int (default 0 $spec.gpus) -}}
-{{- if gt $gpus (int $team.gpu.maxPerKernel) -}}
-{{- fail (printf "teams[%d] (%s): kernelspecs[%d] (%s) asks %d GPUs but gpu.maxPerKernel is %d: lower gpus or raise the team's maxPerKernel" $i $team.name $j $spec.name $gpus (int $team.gpu.maxPerKernel)) -}}
+{{- /* A kernelspec without gpus gets gpu.defaultPerKernel, checked above; 0 is a count too. */ -}}
+{{- if and (hasKey $spec "gpus") (gt (int $spec.gpus) (int $team.gpu.maxPerKernel)) -}}
+{{- fail (printf "teams[%d] (%s): kernelspecs[%d] (%s) asks %d GPUs but gpu.maxPerKernel is %d: lower gpus or raise the team's maxPerKernel" $i $team.name $j $spec.name (int $spec.gpus) (int $team.gpu.maxPerKernel)) -}}
 {{- end -}}
 {{- $specs = append $specs $spec -}}
 {{- end -}}
@@ -47,4 +49,15 @@ as YAML {teams: [...]}. Fails with a message that names the team and the value t
 {{- $teams = append $teams $team -}}
 {{- end -}}
 {{- toYaml (dict "teams" $teams) -}}
+{{- end -}}
+
+{{/*
+elastic-jupyter.checkDefaultGPUs: fails unless gpu.defaultPerKernel is at most gpu.maxPerKernel.
+The webhook refuses such a policy, and with it every kernel pod of every team, until it is fixed.
+Call with (dict "where" "teams[0] (vision)" "gpu" $team.gpu).
+*/}}
+{{- define "elastic-jupyter.checkDefaultGPUs" -}}
+{{- if gt (int .gpu.defaultPerKernel) (int .gpu.maxPerKernel) -}}
+{{- fail (printf "%s: gpu.defaultPerKernel is %d but gpu.maxPerKernel is %d: the webhook would refuse the policy and every kernel pod; lower defaultPerKernel or raise maxPerKernel" .where (int .gpu.defaultPerKernel) (int .gpu.maxPerKernel)) -}}
+{{- end -}}
 {{- end -}}
