@@ -6,13 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestVolumeOwner(t *testing.T) {
@@ -101,17 +104,109 @@ func TestVolumeFiles(t *testing.T) {
 	check("scratch/keep", "x", 0o664)
 	check("conn/sub/connection.json", "v2", 0o440)
 
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "pvc", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}})
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "nfs", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/x"}}})
 	_, err = w.setup(context.Background())
 	var unsupported *unsupportedError
 	require.ErrorAs(t, err, &unsupported)
-	assert.Contains(t, err.Error(), `volume "pvc": this volume type is not supported by devnode`)
+	assert.Contains(t, err.Error(), `volume "nfs": this volume type is not supported by devnode`)
 
 	pod.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "absent"}}}}
 	_, err = w.setup(context.Background())
 	var setupErr *volumeSetupError
 	require.ErrorAs(t, err, &setupErr)
 	assert.True(t, strings.HasPrefix(err.Error(), `MountVolume.SetUp failed for volume "s": secrets "absent" not found`), err.Error())
+}
+
+// fakeClaims holds PersistentVolumeClaims (of any namespace) and PersistentVolumes by name.
+type fakeClaims struct {
+	pvcs map[string]*corev1.PersistentVolumeClaim
+	pvs  map[string]*corev1.PersistentVolume
+}
+
+func (f *fakeClaims) persistentVolumeClaim(_ context.Context, _, name string) (*corev1.PersistentVolumeClaim, error) {
+	if c, ok := f.pvcs[name]; ok {
+		return c, nil
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "persistentvolumeclaims"}, name)
+}
+
+func (f *fakeClaims) persistentVolume(_ context.Context, name string) (*corev1.PersistentVolume, error) {
+	if v, ok := f.pvs[name]; ok {
+		return v, nil
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "persistentvolumes"}, name)
+}
+
+// A persistentVolumeClaim volume resolves to its bound PV's directory; until it can, setup
+// says which claim is wrong and what to do, and the pod waits.
+func TestClaimVolume(t *testing.T) {
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared")
+	claims := &fakeClaims{pvcs: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{}}
+	fsGroup := int64(3000)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "state", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "state"}}}}},
+	}
+	w := &volumeWriter{dir: filepath.Join(dir, "pod"), facts: &podFacts{pod: pod}, get: &fakeObjects{}, claims: claims, uid: 1000, fsGroup: &fsGroup}
+	setupErr := func(want string) {
+		t.Helper()
+		_, err := w.setup(context.Background())
+		var se *volumeSetupError
+		require.ErrorAs(t, err, &se, "the pod waits")
+		assert.Contains(t, err.Error(), `MountVolume.SetUp failed for volume "state": `+want)
+	}
+	setupErr(`persistentvolumeclaim "state" not found in namespace ns: create it`)
+
+	claims.pvcs["state"] = &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "state", Namespace: "ns", UID: "claim-uid"}}
+	setupErr(`persistentvolumeclaim "state" is not bound (status.phase Pending, spec.volumeName ""): create a PersistentVolume for it`)
+
+	claims.pvcs["state"].Spec.VolumeName = "pv-1"
+	claims.pvcs["state"].Status.Phase = corev1.ClaimBound
+	setupErr(`persistentvolumeclaim "state" is bound to PV pv-1, which does not exist`)
+
+	claims.pvs["pv-1"] = &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-1"}, Spec: corev1.PersistentVolumeSpec{
+		ClaimRef:               &corev1.ObjectReference{Namespace: "ns", Name: "state", UID: "other-uid"},
+		PersistentVolumeSource: corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/x"}},
+	}}
+	setupErr(`PV pv-1 is not bound to persistentvolumeclaim "state" (spec.claimRef ns/state uid "other-uid")`)
+
+	claims.pvs["pv-1"].Spec.ClaimRef.UID = "claim-uid"
+	setupErr(`PV pv-1: only hostPath and local volumes are supported by devnode: back persistentvolumeclaim "state" with a hostPath or local PV`)
+
+	claims.pvs["pv-1"].Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: shared}}
+	setupErr(`PV pv-1: local path ` + shared + ` does not exist on this machine: create it`)
+
+	claims.pvs["pv-1"].Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: shared}}
+	setupErr(`PV pv-1: hostPath ` + shared + ` does not exist: create it, or set hostPath.type DirectoryOrCreate`)
+
+	claims.pvs["pv-1"].Spec.HostPath.Type = ptrTo(corev1.HostPathDirectoryOrCreate)
+	paths, err := w.setup(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, shared, paths["state"], "the PV's own directory, not a copy")
+	st, err := os.Stat(shared)
+	require.NoError(t, err)
+	assert.NotZero(t, st.Mode()&os.ModeSetgid, "a writable claim's directory is set-group-ID for the fsGroup")
+	assert.Equal(t, os.FileMode(0o775), st.Mode().Perm(), "the fsGroup may write")
+	assert.Equal(t, uint32(fsGroup), st.Sys().(*syscall.Stat_t).Gid)
+
+	// Mounted readOnly, the directory is left as it is.
+	other := filepath.Join(dir, "other")
+	require.NoError(t, os.Mkdir(other, 0o755))
+	claims.pvs["pv-1"].Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: other}}
+	pod.Spec.Volumes[0].PersistentVolumeClaim.ReadOnly = true
+	paths, err = w.setup(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, other, paths["state"])
+	st, err = os.Stat(other)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o755), st.Mode()&(os.ModePerm|os.ModeSetgid))
+	assert.Zero(t, st.Sys().(*syscall.Stat_t).Gid)
+	ms, err := mounts(pod, &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: "/state"}}}, paths, newEnvList())
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.True(t, ms[0].ReadOnly, "a readOnly claim is mounted read-only")
 }
 
 func TestHostPathVolume(t *testing.T) {
