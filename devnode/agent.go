@@ -357,6 +357,14 @@ func (a *Agent) configMap(ctx context.Context, namespace, name string) (*corev1.
 	return a.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
+func (a *Agent) persistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	return a.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (a *Agent) persistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
+	return a.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+}
+
 // token requests a service account token bound to the pod (TokenRequest API).
 func (a *Agent) token(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error) {
 	sa := pod.Spec.ServiceAccountName

@@ -155,7 +155,8 @@ func lookupPasswd(path string, uid uint32) (home string, gid uint32, ok bool) {
 func mounts(pod *corev1.Pod, c *corev1.Container, volumes map[string]string, env *envList) ([]helperMount, error) {
 	readOnlyKind := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {
-		readOnlyKind[v.Name] = v.Secret != nil || v.ConfigMap != nil || v.DownwardAPI != nil || v.Projected != nil
+		readOnlyKind[v.Name] = v.Secret != nil || v.ConfigMap != nil || v.DownwardAPI != nil || v.Projected != nil ||
+			v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly
 	}
 	var out []helperMount
 	for _, m := range c.VolumeMounts {

@@ -63,7 +63,14 @@
 // every container runs as when that is one non-root user (so a kernel running as uid 1000 can
 // read its connection Secret mounted with mode 0400), else by root, and by the fsGroup, which
 // also gets the kubelet's group permissions. Secret, configMap, downwardAPI and projected
-// volumes are mounted read-only. Other volume types fail the pod with reason Unsupported.
+// volumes are mounted read-only. A persistentVolumeClaim volume is resolved as the kubelet
+// does: the claim in the pod's namespace must be Bound (status.phase, spec.volumeName) to a
+// PV whose claimRef is that claim; hostPath and local PVs are bound in from their directory on
+// this machine (shared by every devnode on it and every pod of the claim), read-only when the
+// volume says readOnly, else given to the fsGroup as an emptyDir is. Until the claim is
+// usable (missing, not bound, a PV of another kind) the containers wait with reason
+// ContainerCreating and a message naming the claim and the fix, and devnode retries. Other
+// volume types fail the pod with reason Unsupported.
 //
 // # Network
 //
@@ -136,8 +143,9 @@
 // devnode runs as root (it mounts, switches users, binds ports below 1024). Its client needs
 // no more than ClusterRole grants (a test runs it with exactly that): its Node and
 // nodes/status, Leases, pods (get, list, watch, delete; all namespaces, as Services select
-// pods anywhere) and pods/status, Services and EndpointSlices (list, watch), Secrets and
-// ConfigMaps (get), serviceaccounts/token (create).
+// pods anywhere) and pods/status, Services and EndpointSlices (list, watch), Secrets,
+// ConfigMaps, PersistentVolumeClaims and PersistentVolumes (get), serviceaccounts/token
+// (create).
 //
 // Not supported: resource limits (not enforced), image pulls, network namespaces,
 // updating volume contents after the start, terminationMessagePath files

@@ -244,7 +244,7 @@ func (w *podWorker) setupSandbox(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	uid, fsGroup := volumeOwner(pod)
-	vw := &volumeWriter{dir: filepath.Join(w.dir, volumesDirName), facts: w.facts(pod), get: w.a, tokens: w.a, uid: uid, fsGroup: fsGroup}
+	vw := &volumeWriter{dir: filepath.Join(w.dir, volumesDirName), facts: w.facts(pod), get: w.a, claims: w.a, tokens: w.a, uid: uid, fsGroup: fsGroup}
 	vols, err := vw.setup(ctx)
 	if err != nil {
 		return err

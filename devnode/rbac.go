@@ -7,8 +7,8 @@ import (
 
 // ClusterRole returns the least-privilege ClusterRole a devnode's client needs: its Node and
 // the node's Lease; the pods bound to it (and, for Services, pods everywhere: read only);
-// Services and EndpointSlices to proxy; the Secrets and ConfigMaps its pods use; tokens for
-// projected service account volumes.
+// Services and EndpointSlices to proxy; the Secrets, ConfigMaps and PersistentVolumeClaims
+// (with their PersistentVolumes) its pods use; tokens for projected service account volumes.
 func ClusterRole(name string) *rbacv1.ClusterRole {
 	return &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -21,6 +21,7 @@ func ClusterRole(name string) *rbacv1.ClusterRole {
 			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims", "persistentvolumes"}, Verbs: []string{"get"}},
 			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// devnode runs with nothing but ClusterRole: a pod with a Secret volume and a ConfigMap
-// variable runs, turns Ready, is reached through its Service, and is deleted gracefully.
+// devnode runs with nothing but ClusterRole: a pod with a Secret volume, a
+// PersistentVolumeClaim volume and a ConfigMap variable runs, turns Ready, is reached through its Service, and is deleted gracefully.
 func TestRunsWithLeastPrivilege(t *testing.T) {
 	env := controlPlane(t)
 	admin := clientset(t)
@@ -46,17 +47,21 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	require.NoError(t, err)
 	_, err = admin.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Data: map[string]string{"port": "8080"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	bindHostPath(t, admin, createClaim(t, admin, ns, "state"), filepath.Join(t.TempDir(), "state"))
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptrTo[int64](1),
-			Volumes:                       []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s"}}}},
+			Volumes: []corev1.Volume{
+				{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s"}}},
+				{Name: "state", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "state"}}},
+			},
 			Containers: []corev1.Container{{
 				Name: "web", Image: hostImage,
 				Command: []string{"python3", "-m", "http.server", "--bind", "$(POD_IP)", "--directory", "/srv", "$(PORT)"},
 				Env: []corev1.EnvVar{podIPEnv(), {Name: "PORT", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 					LocalObjectReference: corev1.LocalObjectReference{Name: "c"}, Key: "port"}}}},
-				VolumeMounts:   []corev1.VolumeMount{{Name: "s", MountPath: "/srv"}},
+				VolumeMounts:   []corev1.VolumeMount{{Name: "s", MountPath: "/srv"}, {Name: "state", MountPath: "/state"}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/page", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
 			}},
 		},

@@ -36,6 +36,13 @@ type tokenGetter interface {
 	token(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error)
 }
 
+// claimGetter reads the PersistentVolumeClaims a pod's volumes name and the
+// PersistentVolumes they are bound to.
+type claimGetter interface {
+	persistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
+	persistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
+}
+
 // volumeOwner returns who owns the files of a pod's volumes: the user every container runs as
 // when they all run as the same non-root user (so a non-root kernel can read a Secret mounted
 // with mode 0400), else root; and the pod's fsGroup, if any.
@@ -81,6 +88,7 @@ type volumeWriter struct {
 	dir     string // <pod dir>/volumes
 	facts   *podFacts
 	get     objectGetter
+	claims  claimGetter
 	tokens  tokenGetter
 	uid     int
 	fsGroup *int64
@@ -122,6 +130,8 @@ func (w *volumeWriter) volume(ctx context.Context, v *corev1.Volume) (string, er
 		return path, w.applyFSGroup(path, false)
 	case v.HostPath != nil:
 		return hostPathVolume(v.HostPath)
+	case v.PersistentVolumeClaim != nil:
+		return w.claimVolume(ctx, v.PersistentVolumeClaim)
 	case v.Secret != nil:
 		files := map[string]file{}
 		s, err := w.get.secret(ctx, ns, v.Secret.SecretName)
@@ -157,7 +167,7 @@ func (w *volumeWriter) volume(ctx context.Context, v *corev1.Volume) (string, er
 		}
 		return path, w.writeFiles(path, files)
 	}
-	return "", &unsupportedError{msg: fmt.Sprintf("volume %q: this volume type is not supported by devnode: use emptyDir, hostPath, secret, configMap, downwardAPI or projected", v.Name)}
+	return "", &unsupportedError{msg: fmt.Sprintf("volume %q: this volume type is not supported by devnode: use emptyDir, hostPath, persistentVolumeClaim, secret, configMap, downwardAPI or projected", v.Name)}
 }
 
 // file is one file of a volume.
@@ -324,15 +334,27 @@ func (w *volumeWriter) applyFSGroup(dir string, readOnly bool) error {
 	if readOnly {
 		mask = 0o440
 	}
+	// A file that goes while the walk runs (a shared volume another pod writes to) is skipped;
+	// only dir itself must exist.
+	gone := func(p string, err error) bool { return p != dir && errors.Is(err, fs.ErrNotExist) }
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if gone(p, err) {
+				return nil
+			}
 			return err
 		}
 		info, err := d.Info()
 		if err != nil {
+			if gone(p, err) {
+				return nil
+			}
 			return err
 		}
 		if err := os.Lchown(p, -1, gid); err != nil {
+			if gone(p, err) {
+				return nil
+			}
 			return err
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
@@ -342,8 +364,79 @@ func (w *volumeWriter) applyFSGroup(dir string, readOnly bool) error {
 		if d.IsDir() {
 			m |= os.ModeSetgid | 0o110
 		}
-		return os.Chmod(p, m)
+		if err := os.Chmod(p, m); err != nil && !gone(p, err) {
+			return err
+		}
+		return nil
 	})
+}
+
+// claimVolume resolves a persistentVolumeClaim volume as the kubelet does: the claim, in the
+// pod's namespace, must be Bound to a PersistentVolume bound back to it. devnode mounts
+// hostPath and local PersistentVolumes: a directory on this machine, the same for every
+// devnode on it. Unless the claim is mounted readOnly, the fsGroup gets the directory as for
+// an emptyDir (a kubelet does that for local volumes, not hostPath ones; devnode does it for
+// both, so a non-root pod can write to a directory created for it).
+func (w *volumeWriter) claimVolume(ctx context.Context, src *corev1.PersistentVolumeClaimVolumeSource) (string, error) {
+	ns, name := w.facts.pod.Namespace, src.ClaimName
+	pvc, err := w.claims.persistentVolumeClaim(ctx, ns, name)
+	if isNotFound(err) {
+		return "", fmt.Errorf("persistentvolumeclaim %q not found in namespace %s: create it, bound to a hostPath or local PersistentVolume; devnode starts the pod once it is Bound", name, ns)
+	}
+	if err != nil {
+		return "", fmt.Errorf("getting persistentvolumeclaim %q: %w", name, err)
+	}
+	if pvc.DeletionTimestamp != nil {
+		return "", fmt.Errorf("persistentvolumeclaim %q is being deleted: create it again once it is gone", name)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		phase := pvc.Status.Phase
+		if phase == "" {
+			phase = corev1.ClaimPending
+		}
+		return "", fmt.Errorf("persistentvolumeclaim %q is not bound (status.phase %s, spec.volumeName %q): create a PersistentVolume for it (spec.claimRef naming it, or a matching storageClassName, accessModes and capacity) with the persistentvolume-binder-controller running; devnode starts the pod once the claim is Bound", name, phase, pvc.Spec.VolumeName)
+	}
+	pv, err := w.claims.persistentVolume(ctx, pvc.Spec.VolumeName)
+	if isNotFound(err) {
+		return "", fmt.Errorf("persistentvolumeclaim %q is bound to PV %s, which does not exist: create the PV or bind the claim again", name, pvc.Spec.VolumeName)
+	}
+	if err != nil {
+		return "", fmt.Errorf("getting PV %s of persistentvolumeclaim %q: %w", pvc.Spec.VolumeName, name, err)
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+		return "", fmt.Errorf("PV %s is not bound to persistentvolumeclaim %q (spec.claimRef %s): wait for the binder, or fix the PV's spec.claimRef", pv.Name, name, describeClaimRef(ref))
+	}
+	var path string
+	switch {
+	case pv.Spec.HostPath != nil:
+		if path, err = hostPathVolume(pv.Spec.HostPath); err != nil {
+			return "", fmt.Errorf("PV %s: %w", pv.Name, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("PV %s: hostPath %s does not exist: create it, or set hostPath.type DirectoryOrCreate", pv.Name, path)
+		}
+	case pv.Spec.Local != nil:
+		path = filepath.Clean(pv.Spec.Local.Path)
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("PV %s: local path %s does not exist on this machine: create it", pv.Name, path)
+		}
+	default:
+		return "", fmt.Errorf("PV %s: only hostPath and local volumes are supported by devnode: back persistentvolumeclaim %q with a hostPath or local PV", pv.Name, name)
+	}
+	if src.ReadOnly {
+		return path, nil
+	}
+	if err := w.applyFSGroup(path, false); err != nil {
+		return "", fmt.Errorf("PV %s: giving %s to the pod's fsGroup: %w", pv.Name, path, err)
+	}
+	return path, nil
+}
+
+func describeClaimRef(ref *corev1.ObjectReference) string {
+	if ref == nil {
+		return "unset"
+	}
+	return fmt.Sprintf("%s/%s uid %q", ref.Namespace, ref.Name, ref.UID)
 }
 
 // hostPathVolume checks a hostPath volume's type (creating it for the *OrCreate types) and

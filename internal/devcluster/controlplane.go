@@ -114,12 +114,14 @@ func (cl *Cluster) upControlPlane(ctx context.Context) error {
 // controllers are the kube-controller-manager controllers the system needs: garbage collection
 // (kernel pods and Secrets go with their kernel), namespaces, Deployments, node lifecycle,
 // Service endpoints, service account tokens (the gateway talks to the API server as its
-// ServiceAccount).
+// ServiceAccount), and the PV binder, which binds PersistentVolumeClaims to the PVs created
+// for them (see HostPathVolume): devnode mounts only Bound claims, as a kubelet does.
 var controllers = []string{
 	"garbage-collector-controller", "namespace-controller", "deployment-controller",
 	"replicaset-controller", "node-lifecycle-controller", "endpoints-controller",
 	"endpointslice-controller", "pod-garbage-collector-controller", "taint-eviction-controller",
 	"serviceaccount-controller", "serviceaccount-token-controller", "root-ca-certificate-publisher-controller",
+	"persistentvolume-binder-controller",
 }
 
 // checkPorts refuses loudly when a port is taken.

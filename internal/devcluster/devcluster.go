@@ -16,7 +16,8 @@ import (
 
 // Config says where and how the local cluster runs.
 type Config struct {
-	// Dir holds the cluster's state: pki/, etcd/, logs/, pids/, kubeconfig, env.
+	// Dir holds the cluster's state: pki/, etcd/, logs/, pids/, kubeconfig, env, and volumes/
+	// for hostPath PersistentVolumes both devnodes share (see Cluster.HostPathVolume).
 	Dir string
 	// ToolsBin holds etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kubectl.
 	ToolsBin string

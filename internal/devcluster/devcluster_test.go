@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
@@ -44,6 +45,17 @@ func TestControlPlaneUpAndDown(t *testing.T) {
 	kubectl := exec.Command(filepath.Join(cfg.ToolsBin, "kubectl"), "--kubeconfig", cl.Kubeconfig, "get", "crd", "jupyterkernels.kubeflow.tkestack.io")
 	o, err := kubectl.CombinedOutput()
 	require.NoError(t, err, string(o))
+
+	// The PV binder runs: a claim binds to the hostPath PV made for it, under Dir/volumes.
+	require.NoError(t, cl.kubectlStdin(ctx, `{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+  "metadata": {"name": "state", "namespace": "default"},
+  "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}}`, "apply", "-f", "-"))
+	require.NoError(t, cl.CreateHostPathVolume(ctx, "default-state", "default", "state", resource.MustParse("1Gi")))
+	assert.DirExists(t, filepath.Join(cfg.Dir, "volumes", "default-state"))
+	require.NoError(t, cl.kubectl(ctx, "-n", "default", "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/state", "--timeout=60s"))
+	vol, err := cl.KubectlOutput(ctx, "-n", "default", "get", "pvc", "state", "-o", "jsonpath={.spec.volumeName}")
+	require.NoError(t, err)
+	assert.Equal(t, "default-state", vol)
 
 	pids := map[string]int{}
 	for _, p := range cl.procs {
