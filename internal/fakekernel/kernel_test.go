@@ -433,3 +433,22 @@ func TestBindFailure(t *testing.T) {
 	_, err = fakekernel.Start(&jupyter.ConnectionInfo{Transport: "tcp", SignatureScheme: jupyter.SignatureScheme}, fakekernel.Options{})
 	assert.ErrorContains(t, err, "not a TCP port")
 }
+
+func TestMalformedRequestGetsNoReply(t *testing.T) {
+	logs := &testenv.SyncBuffer{}
+	_, info := start(t, logs)
+	cl := newClient(t, info)
+	bad := cl.send(jupyter.ChannelShell, "execute_request", map[string]any{"code": 42})
+	cl.until("idle for the malformed request", func(m *jupyter.Message) bool {
+		st, _ := m.ExecutionState()
+		return m.Parent().MsgID == bad.Header.MsgID && st == "idle"
+	})
+	// Replies on shell keep their order: had the bad request been answered, that answer would
+	// come before this one's.
+	reply, _ := cl.finish(cl.send(jupyter.ChannelShell, "kernel_info_request", nil))
+	assert.Equal(t, "kernel_info_reply", reply.Header.MsgType)
+	for _, m := range cl.seen {
+		assert.False(t, m.Channel == jupyter.ChannelShell && m.Parent().MsgID == bad.Header.MsgID, "a reply to the malformed request")
+	}
+	assert.Contains(t, logs.String(), "dropped a malformed request")
+}
