@@ -144,3 +144,41 @@ func TestLanguageRefusesOtherCode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, p.stmts)
 }
+
+func TestLanguageBoundsIntegers(t *testing.T) {
+	// Each factor is allowed; their product is not.
+	_, perr := run(t, "2**60000 * 2**60000", &recorder{})
+	require.NotNil(t, perr)
+	assert.Equal(t, "OverflowError", perr.name)
+	v, perr := run(t, "2**65535 // 2**65534", &recorder{})
+	require.Nil(t, perr)
+	assert.Equal(t, "2", v.repr())
+}
+
+// FuzzLanguage runs its seeds in every go test; go test -fuzz=FuzzLanguage explores further.
+// Any code may be refused, but parsing and running never panic, and output is bounded.
+func FuzzLanguage(f *testing.F) {
+	for _, seed := range []string{
+		"print(6*7)", "import time; time.sleep(0.5)", "sleep 1", "-2**-2", "1/0", "'a'+\"b\"",
+		"raise ValueError('x')", "(1+2)*3//4%5", "1e308**2", "print('\\n', 1.5e-7, 2**64)", "x = 1",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, code string) {
+		p, err := parse(code)
+		if err != nil {
+			if !errors.Is(err, errNotFake) {
+				t.Fatalf("parse(%q): %v is not errNotFake", code, err)
+			}
+			return
+		}
+		rt := &recorder{}
+		v, perr := p.run(rt)
+		if v != nil {
+			_ = v.repr()
+		}
+		if perr != nil && perr.name == "" {
+			t.Fatalf("%q raised an exception without a name", code)
+		}
+	})
+}

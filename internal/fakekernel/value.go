@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// maxIntBits bounds the integers ** may produce, so a cell cannot make the kernel allocate
-// gigabytes (Python would try; a benchmark kernel refuses).
+// maxIntBits bounds the integers arithmetic may produce, so a cell cannot make the kernel
+// allocate gigabytes (Python would try; a benchmark kernel refuses).
 const maxIntBits = 1 << 16
 
 // kind is the type of a value.
@@ -217,11 +217,18 @@ func intOp(op string, a, b *big.Int) (value, *pyError) {
 			return floatOp(op, fa, fb, true)
 		}
 		if a.CmpAbs(big.NewInt(1)) > 0 && (!b.IsInt64() || b.Int64() > maxIntBits || int64(a.BitLen()-1)*b.Int64() > maxIntBits) {
-			return value{}, raise("OverflowError", "the fake kernel refuses integers over 65536 bits")
+			return value{}, errTooBig()
 		}
 		r.Exp(a, b, nil)
 	}
+	if r.BitLen() > maxIntBits {
+		return value{}, errTooBig()
+	}
 	return intValue(r), nil
+}
+
+func errTooBig() *pyError {
+	return raise("OverflowError", "the fake kernel refuses integers over 65536 bits")
 }
 
 func floatOp(op string, a, b float64, fromInts bool) (value, *pyError) {
