@@ -4,6 +4,11 @@
 //
 //	fake-kernel [-log-level LEVEL] -f {connection_file}
 //
+// A kernelspec (kernel.json) for it:
+//
+//	{"argv": ["fake-kernel", "-f", "{connection_file}"], "display_name": "Fake Python",
+//	 "language": "python", "interrupt_mode": "signal"}
+//
 // SIGINT interrupts the running execution (interrupt_mode "signal"); SIGTERM and SIGHUP stop
 // the kernel. It exits 0 after a shutdown_request or a stop signal, 1 when it cannot read the
 // connection file or bind its ports, 2 on bad arguments. GOGC defaults to 50 (see gcPercent).

@@ -20,6 +20,10 @@ import (
 // a queue and cannot be flushed).
 const DefaultLinger = 100 * time.Millisecond
 
+// iopubHWM is how many iopub messages may wait to be sent before new ones are dropped
+// (libzmq's default SNDHWM).
+const iopubHWM = 1000
+
 // Options configure a kernel.
 type Options struct {
 	// Log receives what the kernel drops and why (default: nothing is logged).
@@ -81,6 +85,12 @@ func Start(info *jupyter.ConnectionInfo, opts Options) (*Kernel, error) {
 	bg := context.Background()
 	k.shell, k.control, k.stdin = zmq4.NewRouter(bg), zmq4.NewRouter(bg), zmq4.NewRouter(bg)
 	k.iopub, k.hb = zmq4.NewPub(bg), zmq4.NewRep(bg)
+	// zmq4 queues iopub without bound; drop beyond libzmq's default high-water mark instead,
+	// so a subscriber that stops reading cannot grow the kernel's memory.
+	if err := k.iopub.SetOption(zmq4.OptionHWM, iopubHWM); err != nil {
+		cancel()
+		return nil, fmt.Errorf("setting the iopub high-water mark: %w", err)
+	}
 	for _, s := range []struct {
 		channel string
 		socket  zmq4.Socket
