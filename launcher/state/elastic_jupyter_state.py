@@ -230,8 +230,14 @@ def make_pickler(serializer, sink):
             dropped[0] -= 1
             p.memo[dropped[0]] = (p.memo.pop(id(obj))[0], None)
 
+    extra = {pickle.PickleBuffer: save_picklebuffer}
+    np = sys.modules.get("numpy")
+    if np is not None:
+        # dill saves arrays with __reduce__ (a bytes copy of the data); protocol 5's
+        # __reduce_ex__ hands over a PickleBuffer that save_picklebuffer streams.
+        extra[np.ndarray] = lambda self, obj: self.save_reduce(*obj.__reduce_ex__(self.proto), obj=obj)
     p.reducer_override = reducer_override
-    p.dispatch = Dispatch(type(p).dispatch, {pickle.PickleBuffer: save_picklebuffer})
+    p.dispatch = Dispatch(type(p).dispatch, extra)
     p.memoize = memoize
     return p
 
@@ -401,6 +407,30 @@ class Unpickler(pickle._Unpickler):
 
     main = None
     dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, f):
+        pickle._Unpickler.__init__(self, f)
+        self.file_readinto = f.readinto
+
+    def load_bytearray8(self):
+        # pickle's _Unframer reads a big bytearray outside a frame into a bytes copy first.
+        (n,) = struct.unpack("<Q", self.read(8))
+        b = bytearray(n)
+        frame = self._unframer.current_frame
+        got = frame.readinto(b) if frame is not None else 0
+        if got == 0 and n:
+            self._unframer.current_frame = None
+            view = memoryview(b)
+            while got < n:
+                k = self.file_readinto(view[got:])
+                if not k:
+                    raise pickle.UnpicklingError("the snapshot ends inside a value")
+                got += k
+        elif got < n:
+            raise pickle.UnpicklingError("pickle exhausted before end of frame")
+        self.append(b)
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     def find_class(self, module, name):
         if self.main is not None:  # dill.Unpickler.find_class's special cases
