@@ -250,3 +250,34 @@ func atoi(t *testing.T, s string) float64 {
 	require.NoError(t, err, s)
 	return float64(n)
 }
+
+func TestStateExplainsWhatItLeavesOut(t *testing.T) {
+	// The helper knows CUDA tensors by their module and is_cuda, without importing torch, so a
+	// stand-in torch package (torch is not installed here) is what it sees in a GPU pod.
+	workdir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(workdir, "torch"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(workdir, "torch", "__init__.py"),
+		[]byte("class Tensor:\n    def __init__(self, cuda):\n        self.cuda = cuda\n    is_cuda = property(lambda self: self.cuda)\n"), 0o644))
+	statePath := filepath.Join(t.TempDir(), launcher.StateFileName("kernel-7"))
+	k := startStateKernel(t)
+	k.run("import os, sys, socket, threading\nos.chdir(" + launcher.PyQuote(workdir) + ")\nsys.path.insert(0, '.')\nimport torch\n" +
+		"gpu = torch.Tensor(True)\ncpu = torch.Tensor(False)\nmodel = {'weight': gpu}\n" +
+		"files = [open('notes.txt', 'w')]\nlock = threading.Lock()\nworker = threading.Thread(target=print)\n" +
+		"sock = socket.socket()\nimport sqlite3\ndb = sqlite3.connect(':memory:')\nglobals()[1] = 'not a name'")
+	rep, _ := k.state(launcher.StateSaveExpr(helper, statePath, 0))
+	require.True(t, rep.OK, rep.Error)
+	assert.Equal(t, []string{"cpu"}, names(rep.Kept))
+	why := map[string]string{}
+	for _, v := range rep.NotKept {
+		why[v.Name] = v.Why
+	}
+	assert.Equal(t, map[string]string{
+		"gpu":    "a CUDA tensor, re-run the cell that made it",
+		"model":  "holds a CUDA tensor, re-run the cell that made it",
+		"files":  "holds an open file",
+		"lock":   "a lock/thread/socket",
+		"worker": "a lock/thread/socket",
+		"sock":   "a lock/thread/socket",
+		"db":     "cannot be pickled: TypeError: cannot pickle 'sqlite3.Connection' object",
+	}, why)
+}

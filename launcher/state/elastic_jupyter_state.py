@@ -123,15 +123,16 @@ def shell():
     return sh
 
 
-def user_names(sh):
-    """The names save considers: not private, not IPython's own (unless the user rebound them)."""
+def user_variables(sh):
+    """The (name, value)s save considers: not private, not IPython's own unless the user rebound them."""
     ns, hidden, missing = sh.user_ns, sh.user_ns_hidden, object()
     for name in list(ns):
-        if name.startswith("_") or name in ALWAYS_SKIPPED:
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_") or name in ALWAYS_SKIPPED:
             continue
-        if hidden.get(name, missing) is ns[name]:
+        value = ns.get(name, missing)
+        if value is missing or hidden.get(name, missing) is value:
             continue
-        yield name
+        yield name, value
 
 
 def type_kind(t, plain):
@@ -295,14 +296,13 @@ def choose_serializer(serializer):
 def save_quietly(path, max_bytes, serializer):
     serializer = choose_serializer(serializer)
     sh = shell()
-    ns = sh.user_ns
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + TEMP_INFIX, dir=directory)
     try:
         with os.fdopen(fd, "w+b") as f:
             f.write(MAGIC)
-            manifest = write_records(f, sh, ns, max_bytes, serializer)
+            manifest = write_records(f, sh, max_bytes, serializer)
             manifest.update(history(sh))
             data = json.dumps(manifest, ensure_ascii=True).encode()
             offset = f.tell()
@@ -330,7 +330,7 @@ def save_quietly(path, max_bytes, serializer):
             "execution_count": manifest["execution_count"]}
 
 
-def write_records(f, sh, ns, max_bytes, serializer):
+def write_records(f, sh, max_bytes, serializer):
     sink = Sink(f)
     p = make_pickler(serializer, sink)
     records, not_kept, modules = [], [], []
@@ -366,8 +366,7 @@ def write_records(f, sh, ns, max_bytes, serializer):
         alone = " with the variables before it" if n <= max_bytes else ""
         return {"bytes": n, "why": "%s: over the %s state limit%s" % (size_text(n), size_text(max_bytes), alone)}
 
-    for name in user_names(sh):
-        value = ns[name]
+    for name, value in user_variables(sh):
         if isinstance(value, types.ModuleType):
             mod = getattr(value, "__name__", None)
             if mod and sys.modules.get(mod) is value:
