@@ -175,9 +175,10 @@ func TestStateMissingSnapshotAndRemove(t *testing.T) {
 	assert.True(t, rep.Missing)
 	assert.Equal(t, "no snapshot at "+statePath, rep.Error)
 
-	k.run("x = 1")
+	k.run("import sys\nsys.modules['dill'] = None  # as if dill were not installed\nx = 1")
 	rep, _ = k.state(launcher.StateSaveExpr(helper, statePath, 0))
 	require.True(t, rep.OK, rep.Error)
+	assert.Equal(t, "pickle", rep.Serializer, "without dill, pickle")
 	temp := statePath + launcher.StateTempInfix + "left"
 	require.NoError(t, os.WriteFile(temp, nil, 0o600))
 	rep, _ = k.state(launcher.StateRemoveExpr(helper, statePath))

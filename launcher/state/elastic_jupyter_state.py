@@ -251,7 +251,7 @@ def rollback(p, n0):
         p._postproc.clear()
 
 
-def why_not(e, value, serializer):
+def why_not(e, value):
     if isinstance(e, NotKept):
         top = e.obj is value
         if e.kind == "main":
@@ -284,13 +284,17 @@ def save(path, max_bytes=0, serializer=None):
 
 
 def choose_serializer(serializer):
-    if serializer is None:
-        return "dill" if importlib.util.find_spec("dill") else "pickle"
-    if serializer not in ("dill", "pickle"):
+    if serializer not in (None, "dill", "pickle"):
         raise ValueError("serializer must be None, 'dill' or 'pickle', not %r" % (serializer,))
-    if serializer == "dill" and not importlib.util.find_spec("dill"):
-        raise RuntimeError("dill is not installed in this kernel")
-    return serializer
+    if serializer == "pickle":
+        return serializer
+    try:
+        import dill  # noqa: F401
+    except Exception:
+        if serializer == "dill":
+            raise
+        return "pickle"
+    return "dill"
 
 
 def save_quietly(path, max_bytes, serializer):
@@ -350,7 +354,7 @@ def write_records(f, sh, max_bytes, serializer):
         try:
             p.dump(value)
         except Exception as e:
-            why = why_not(e, value, serializer)
+            why = why_not(e, value)
         else:
             why = over(sink.n, left) if sink.counting else None
         if why is not None:
