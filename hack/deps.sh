@@ -5,7 +5,9 @@
 set -euo pipefail
 # chromium is the real browser of the end-to-end test (driven by playwright-core, which
 # hack/tools.sh installs with the machine's npm).
-packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket chromium)
+# python3-dill and python3-numpy: the kernel-state helper serializes with dill, and its tests
+# snapshot numpy arrays.
+packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket python3-dill python3-numpy chromium)
 packages+=("$@")
 
 missing=()

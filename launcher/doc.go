@@ -22,6 +22,14 @@
 // TIMESTAMP "\n" NONCE)). The launcher refuses timestamps more than MaxClockSkew away from its
 // clock and any nonce it has seen within that window, so a captured request cannot be
 // replayed. Client implements the scheme.
+//
+// # Kernel state
+//
+// Install also delivers the kernel-state helper (state/elastic_jupyter_state.py, embedded),
+// which saves a kernel's variables before a suspend and loads them in the next pod. The
+// gateway calls it with StateExecuteContent and the State*Expr builders and reads the reply
+// with ParseStateUserExpression; RemoveState (and "kernel-launcher state remove") deletes a
+// snapshot when no kernel runs. docs/contracts.md, "Kernel state", is the contract.
 package launcher
 
 import "time"

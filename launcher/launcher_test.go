@@ -24,7 +24,12 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
 )
 
-var binary string
+var (
+	binary string
+	// helper is the kernel-state helper as the init container installs it (the launcher's
+	// "install" into opt/bin puts it at opt/lib).
+	helper string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kernel-launcher-test-")
@@ -37,6 +42,10 @@ func TestMain(m *testing.M) {
 	if out, err := build.CombinedOutput(); err != nil {
 		panic("building kernel-launcher: " + err.Error() + "\n" + string(out))
 	}
+	if out, err := exec.Command(binary, "install", filepath.Join(dir, "opt", "bin")).CombinedOutput(); err != nil {
+		panic("installing kernel-launcher: " + err.Error() + "\n" + string(out))
+	}
+	helper = filepath.Join(dir, "opt", filepath.FromSlash(launcher.StateHelperFile))
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)

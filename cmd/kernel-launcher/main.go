@@ -2,6 +2,7 @@
 //
 //	kernel-launcher install DIR
 //	kernel-launcher run [flags] -- ARGV...
+//	kernel-launcher state remove --dir DIR --kernel ID
 package main
 
 import (
@@ -32,8 +33,11 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println("installed", dst)
+		fmt.Println("installed", launcher.StateHelperInstallPath(os.Args[2]))
 	case "run":
 		os.Exit(run(os.Args[2:]))
+	case "state":
+		os.Exit(state(os.Args[2:]))
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -45,8 +49,11 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `Usage:
-  kernel-launcher install DIR           copy this binary to DIR/kernel-launcher
+  kernel-launcher install DIR           copy this binary to DIR/kernel-launcher and
+                                        the kernel-state helper to DIR/../lib
   kernel-launcher run [flags] -- ARGV   run the kernel ARGV ({connection_file} is substituted)
+  kernel-launcher state remove --dir DIR --kernel ID
+                                        delete kernel ID's state snapshot (and temp files) in DIR
 
 Run 'kernel-launcher run -h' for the flags.`)
 }
@@ -79,4 +86,35 @@ func run(args []string) int {
 		}
 	}
 	return status
+}
+
+// state runs "state remove": the controller's cleanup of a deleted kernel's snapshot, when no
+// kernel runs to do it.
+func state(args []string) int {
+	if len(args) == 0 || args[0] != "remove" {
+		fmt.Fprintln(os.Stderr, "usage: kernel-launcher state remove --dir DIR --kernel ID")
+		return 2
+	}
+	fs := flag.NewFlagSet("kernel-launcher state remove", flag.ContinueOnError)
+	dir := fs.String("dir", launcher.DefaultStateDir, "the directory of the snapshots")
+	id := fs.String("kernel", "", "the kernel id whose snapshot to delete")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 || *id == "" {
+		fmt.Fprintln(os.Stderr, "usage: kernel-launcher state remove --dir DIR --kernel ID")
+		return 2
+	}
+	removed, err := launcher.RemoveState(*dir, *id)
+	for _, p := range removed {
+		fmt.Println("removed", p)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kernel-launcher state remove:", err)
+		return 1
+	}
+	if len(removed) == 0 {
+		fmt.Printf("no snapshot of kernel %s in %s\n", *id, *dir)
+	}
+	return 0
 }
