@@ -14,10 +14,12 @@ set -euo pipefail
 SUITE=trixie
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when the package list changes: the cached rootfs is rebuilt.
-ROOTFS_VERSION="$SUITE-1"
+ROOTFS_VERSION="$SUITE-2"
 # debootstrap lays down a minimal trixie; apt inside it installs the rest (debootstrap's own
 # resolver does not follow virtual packages such as python3-cffi-backend-api-min).
-PACKAGES=(python3-jupyter-server python3-ipykernel python3-jupyter-client jupyterlab)
+# jupyter-core gives the `jupyter` command (`jupyter lab`); numpy and dill are what kernels that
+# keep their state across a suspension use.
+PACKAGES=(python3-jupyter-server python3-ipykernel python3-jupyter-client jupyterlab jupyter-core python3-numpy python3-dill)
 
 CACHE=${ELASTIC_JUPYTER_CACHE:-$HOME/.cache/elastic-jupyter}
 DIR=$CACHE/rootfs/jupyterlab-$SUITE
@@ -41,11 +43,17 @@ start=$SECONDS
 TMP=$DIR.tmp
 mounted=()
 cleanup() {
-  local m
+  local i
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
+# An older rootfs is brought up to date in place: only the package install runs again.
+if [[ -d $DIR && ! -d $TMP ]]; then
+  log "updating the rootfs in $DIR from version $(cat "$DIR/.elastic-jupyter-rootfs" 2>/dev/null || echo unknown) to $ROOTFS_VERSION ..."
+  mv "$DIR" "$TMP"
+  touch "$TMP/.debootstrap-done"
+fi
 if [[ ! -f $TMP/.debootstrap-done ]]; then
   rm -rf "$TMP"
   mkdir -p "$TMP"
