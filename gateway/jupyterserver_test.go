@@ -12,18 +12,26 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 )
 
-// TestStockJupyterServerDrivesKernelsThroughTheGateway uses Jupyter Server 1.23, started with
-// --gateway-url, exactly as a user's notebook server would: every call below goes to Jupyter
-// Server, which calls the gateway.
+// TestStockJupyterServerDrivesKernelsThroughTheGateway uses Jupyter Server 1.23 and 2.15
+// (JupyterLab 4's), started with --gateway-url, exactly as a user's notebook server would:
+// every call below goes to Jupyter Server, which calls the gateway.
 func TestStockJupyterServerDrivesKernelsThroughTheGateway(t *testing.T) {
-	for _, token := range []string{"", "gateway-secret-token"} {
-		name := "without a token"
-		if token != "" {
-			name = "with a token"
+	for _, server := range jupytertest.Servers {
+		for _, token := range []string{"", "gateway-secret-token"} {
+			name := server.Name + "/without a token"
+			if token != "" {
+				name = server.Name + "/with a token"
+			}
+			t.Run(name, func(t *testing.T) { driveKernelsThroughTheGateway(t, server, token) })
 		}
-		t.Run(name, func(t *testing.T) {
+	}
+}
+
+func driveKernelsThroughTheGateway(t *testing.T, server jupytertest.Server, token string) {
+	{
+		{
 			gw := startGateway(t, token)
-			js := jupytertest.StartJupyterServer(t, gw.URL, token)
+			js := jupytertest.StartServer(t, jupytertest.ServerOptions{Server: server, GatewayURL: gw.URL, GatewayToken: token})
 
 			var specs struct {
 				Default     string                    `json:"default"`
@@ -69,13 +77,19 @@ func TestStockJupyterServerDrivesKernelsThroughTheGateway(t *testing.T) {
 			// Shut down: gone from the gateway too.
 			require.Equal(t, 204, jupytertest.API(t, "DELETE", js.URL+"/api/kernels/"+id, js.Token, nil, nil))
 			assert.Equal(t, 404, jupytertest.API(t, "GET", gw.URL+"/api/kernels/"+id, token, nil, nil))
-		})
+		}
 	}
 }
 
 func TestJupyterServerWithoutTheTokenIsRefused(t *testing.T) {
+	for _, server := range jupytertest.Servers {
+		t.Run(server.Name, func(t *testing.T) { refusedWithoutTheToken(t, server) })
+	}
+}
+
+func refusedWithoutTheToken(t *testing.T, server jupytertest.Server) {
 	gw := startGateway(t, "the-right-token")
-	js := jupytertest.StartJupyterServer(t, gw.URL, "")
+	js := jupytertest.StartServer(t, jupytertest.ServerOptions{Server: server, GatewayURL: gw.URL})
 	var out map[string]any
 	code := jupytertest.API(t, "POST", js.URL+"/api/kernels", js.Token, map[string]string{"name": "python3"}, &out)
 	assert.NotEqual(t, 201, code, "no kernel without the gateway's token")
@@ -83,7 +97,7 @@ func TestJupyterServerWithoutTheTokenIsRefused(t *testing.T) {
 	require.Equal(t, 200, jupytertest.API(t, "GET", gw.URL+"/api/kernels", "the-right-token", nil, &list))
 	assert.Empty(t, list)
 
-	wrong := jupytertest.StartJupyterServer(t, gw.URL, "a-wrong-token")
+	wrong := jupytertest.StartServer(t, jupytertest.ServerOptions{Server: server, GatewayURL: gw.URL, GatewayToken: "a-wrong-token"})
 	code = jupytertest.API(t, "POST", wrong.URL+"/api/kernels", wrong.Token, map[string]string{"name": "python3"}, &out)
 	assert.NotEqual(t, 201, code)
 	assert.Equal(t, http.StatusForbidden, jupytertest.API(t, "GET", gw.URL+"/api/kernels", "a-wrong-token", nil, nil))

@@ -213,33 +213,88 @@ func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Executio
 	return ex
 }
 
-// JupyterServer is Debian's stock Jupyter Server.
+// Server is one of the stock Jupyter Servers the tests run as the gateway's client.
+type Server struct {
+	// Name says which, for test names.
+	Name string
+	// rootfs runs it from the JupyterLab 4 root filesystem (Rootfs) rather than the host.
+	rootfs bool
+}
+
+var (
+	// Server1 is Debian 12's Jupyter Server 1.23, on the host.
+	Server1 = Server{Name: "JupyterServer1.23"}
+	// Server2 is Debian 13's Jupyter Server 2.15 with JupyterLab 4.0, what users run, from
+	// the rootfs.
+	Server2 = Server{Name: "JupyterServer2.15", rootfs: true}
+	// Servers are both, for tests that must pass with each.
+	Servers = []Server{Server1, Server2}
+)
+
+// JupyterServer is a running stock Jupyter Server.
 type JupyterServer struct {
 	URL   string
 	Token string
+}
+
+// ServerOptions say how to start a Jupyter Server.
+type ServerOptions struct {
+	// Server is which one (default Server1).
+	Server Server
+	// Lab serves JupyterLab (Server2 only), as `jupyter lab` does.
+	Lab bool
+	// GatewayURL, when set, sends every kernel to that gateway (--gateway-url); else the
+	// server runs its own local kernels.
+	GatewayURL string
+	// GatewayToken is what the server sends the gateway.
+	GatewayToken string
+	// Env are extra variables (KERNEL_USERNAME=alice and KERNEL_LAUNCH_TIMEOUT=60 are set).
+	Env []string
 }
 
 // StartJupyterServer runs Jupyter Server 1.23, with --gateway-url when gatewayURL is set
 // (gatewayToken is what it sends to the gateway), else with its own local kernels.
 func StartJupyterServer(t testing.TB, gatewayURL, gatewayToken string) *JupyterServer {
 	t.Helper()
+	return StartServer(t, ServerOptions{GatewayURL: gatewayURL, GatewayToken: gatewayToken})
+}
+
+// StartServer runs the stock Jupyter Server opts names, stopped when the test ends.
+func StartServer(t testing.TB, opts ServerOptions) *JupyterServer {
+	t.Helper()
 	ports, err := kerneltest.FreePorts("127.0.0.1", 1)
 	require.NoError(t, err)
 	home := t.TempDir()
+	inHome := home
+	if opts.Server.rootfs {
+		inHome = "/home/tester"
+	}
 	token := "notebook-" + jupyter.NewID()
-	args := []string{"-m", "jupyter_server", "--allow-root", "--no-browser",
+	app := "jupyter_server"
+	if opts.Lab {
+		app = "jupyterlab"
+	}
+	args := []string{"-m", app, "--allow-root", "--no-browser",
 		"--ServerApp.ip=127.0.0.1", "--ServerApp.port=" + strconv.Itoa(ports[0]), "--ServerApp.port_retries=0",
-		"--ServerApp.token=" + token, "--ServerApp.root_dir=" + home}
-	if gatewayURL != "" {
-		args = append(args, "--gateway-url="+gatewayURL, "--GatewayClient.request_timeout=120")
+		"--ServerApp.token=" + token, "--ServerApp.root_dir=" + inHome}
+	if opts.GatewayURL != "" {
+		args = append(args, "--gateway-url="+opts.GatewayURL, "--GatewayClient.request_timeout=120")
 	}
-	if gatewayToken != "" {
-		args = append(args, "--GatewayClient.auth_token="+gatewayToken)
+	if opts.GatewayToken != "" {
+		args = append(args, "--GatewayClient.auth_token="+opts.GatewayToken)
 	}
-	cmd := exec.Command(kerneltest.Python, args...)
-	cmd.Env = append(kerneltest.Env(home), "JUPYTER_CONFIG_DIR="+filepath.Join(home, "config"),
-		"JUPYTER_DATA_DIR="+filepath.Join(home, "data"), "KERNEL_USERNAME=alice", "KERNEL_LAUNCH_TIMEOUT=60")
-	cmd.Dir = home
+	env := append([]string{"JUPYTER_CONFIG_DIR=" + filepath.Join(inHome, "config"),
+		"JUPYTER_DATA_DIR=" + filepath.Join(inHome, "data"), "KERNEL_USERNAME=alice", "KERNEL_LAUNCH_TIMEOUT=60"}, opts.Env...)
+	var cmd *exec.Cmd
+	if opts.Server.rootfs {
+		env = append(env, "HOME="+inHome, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"JUPYTER_RUNTIME_DIR="+filepath.Join(inHome, "runtime"))
+		cmd = RootfsCommand(Rootfs(t), t.TempDir(), map[string]string{home: inHome}, env, inHome, append([]string{"python3"}, args...)...)
+	} else {
+		cmd = exec.Command(kerneltest.Python, args...)
+		cmd.Env = append(kerneltest.Env(home), env...)
+		cmd.Dir = home
+	}
 	cmd.Stdout, cmd.Stderr = LogWriter{T: t}, LogWriter{T: t}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
