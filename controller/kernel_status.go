@@ -91,7 +91,7 @@ func reportPod(pod *corev1.Pod, isGPU func(corev1.ResourceName) bool) podReport 
 			return r
 		case w != nil && cannotRunReasons[w.Reason]:
 			r.Phase, r.Reason = ejv1.KernelFailed, ReasonContainerCannotRun
-			r.Message = fmt.Sprintf("container %s cannot start in image %q (%s): %s; fix the kernelspec's image or command", cs.Name, cs.Image, w.Reason, w.Message)
+			r.Message = fmt.Sprintf("container %s cannot start in image %q (%s): %s; fix the kernelspec's command or image", cs.Name, cs.Image, w.Reason, w.Message)
 			r.PodIP = ""
 			return r
 		}
@@ -164,7 +164,7 @@ func failure(pod *corev1.Pod, kernel string) (reason, message string) {
 				}
 				return ReasonOOMKilled, msg
 			}
-			return ReasonKernelExited, fmt.Sprintf("the kernel exited with code %d%s", t.ExitCode, suffix(t.Reason, t.Message))
+			return ReasonKernelExited, fmt.Sprintf("the kernel exited with code %d%s", t.ExitCode, suffix(t.Reason, lastLine(t.Message)))
 		}
 	}
 	if pod.Status.Reason != "" {
@@ -175,6 +175,17 @@ func failure(pod *corev1.Pod, kernel string) (reason, message string) {
 		msg = "the kernel pod failed"
 	}
 	return ReasonPodFailed, msg
+}
+
+// lastLine is the last non-empty line of a termination message (the end of a kernel's log:
+// a Python exception's line, or the launcher's reason), at most 500 bytes.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	if len(line) > 500 {
+		line = line[:500] + "..."
+	}
+	return line
 }
 
 func suffix(reason, message string) string {

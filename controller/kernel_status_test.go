@@ -81,7 +81,7 @@ func TestReportPod(t *testing.T) {
 				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "kernel", Image: "busybox", ImageID: "busybox@sha256:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
 					Reason: "CreateContainerError", Message: `exec: "python3": executable file not found in $PATH`}}}}
 			}),
-			phase: ejv1.KernelFailed, reason: "ContainerCannotRun", message: `cannot start in image "busybox" (CreateContainerError): exec: "python3": executable file not found in $PATH; fix the kernelspec's image or command`, gpus: 2,
+			phase: ejv1.KernelFailed, reason: "ContainerCannotRun", message: `cannot start in image "busybox" (CreateContainerError): exec: "python3": executable file not found in $PATH; fix the kernelspec's command or image`, gpus: 2,
 		},
 		{
 			name: "running, not yet ready",

@@ -22,13 +22,22 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	cullDone := make(chan struct{})
 	go func() {
 		defer close(cullDone)
+		// The interval is read every second, so an edit of the gateway's cullInterval applies
+		// at once rather than after the interval that was set before.
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(g.settings().CullInterval):
+			case now := <-tick.C:
+				if now.Sub(last) < g.settings().CullInterval {
+					continue
+				}
+				last = now
+				g.CullOnce(ctx)
 			}
-			g.CullOnce(ctx)
 		}
 	}()
 	var err error

@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	defer os.Remove(path)
 	k := newKernel(SubstituteArgv(cfg.Argv, path))
 	if err := k.start(); err != nil {
-		return 127, err
+		return 127, fmt.Errorf("%w; fix the kernelspec's command or image", err)
 	}
 	log.Info("kernel started", "argv0", filepath.Base(cfg.Argv[0]), "ip", cfg.IP,
 		"shell_port", info.ShellPort, "control", cfg.ControlPort, "interrupt_mode", cfg.InterruptMode)

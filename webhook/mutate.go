@@ -203,6 +203,11 @@ func injectLauncher(pod *corev1.Pod, idx int, argv []string, secret, mode string
 	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == launcher.DefaultControlPort }) {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: LauncherPortName, ContainerPort: launcher.DefaultControlPort, Protocol: corev1.ProtocolTCP})
 	}
+	// A kernel that dies says why in its last log line (a Python exception, or the launcher's
+	// own message): the kernel's status shows it to the notebook's user.
+	if c.TerminationMessagePolicy == "" || c.TerminationMessagePolicy == corev1.TerminationMessageReadFile {
+		c.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	}
 	// Ready means the kernel accepts connections: the controller and the gateway rely on it,
 	// so the launcher's probe replaces any the template had.
 	c.ReadinessProbe = &corev1.Probe{

@@ -81,11 +81,29 @@ func run(args []string) int {
 	status, err := launcher.Run(context.Background(), cfg)
 	if err != nil {
 		cfg.Log.Error("kernel launcher failed", "err", err.Error())
+		// The last line of the log, and the termination message a kubelet reports, say why
+		// in words the notebook's user reads.
+		fmt.Fprintf(os.Stderr, "kernel-launcher: %v\n", err)
+		writeTerminationLog(err.Error())
 		if status == 0 {
 			status = 1
 		}
 	}
 	return status
+}
+
+// terminationLog is the default terminationMessagePath a kubelet mounts into containers.
+const terminationLog = "/dev/termination-log"
+
+// writeTerminationLog writes msg to the termination log where the runtime made one (never
+// creating a file in a /dev that is not the container's own).
+func writeTerminationLog(msg string) {
+	f, err := os.OpenFile(terminationLog, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(msg)
+	_ = f.Close()
 }
 
 // state runs "state remove": the controller's cleanup of a deleted kernel's snapshot, when no

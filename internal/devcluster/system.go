@@ -160,6 +160,11 @@ func (cl *Cluster) kubectlStdin(ctx context.Context, stdin string, args ...strin
 	return nil
 }
 
+// KubectlApply applies a manifest (server-side), as `kubectl apply -f -` does.
+func (cl *Cluster) KubectlApply(ctx context.Context, manifest string) error {
+	return cl.kubectlStdin(ctx, manifest, "apply", "--server-side", "--force-conflicts", "-f", "-")
+}
+
 func (cl *Cluster) kubectlQuiet(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, cl.tool("kubectl"), append([]string{"--kubeconfig=" + cl.Kubeconfig}, args...)...)
 	return cmd.Run()

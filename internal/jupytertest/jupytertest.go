@@ -70,6 +70,15 @@ type WSClient struct {
 // DialWS connects to a kernel websocket (ws:// or http:// URL) and handshakes.
 func DialWS(t testing.TB, url, token string) *WSClient {
 	t.Helper()
+	c := DialWSRaw(t, url, token)
+	c.Handshake()
+	return c
+}
+
+// DialWSRaw connects to a kernel websocket without a handshake: what is sent first is the
+// client's first message (a cell run at once, a resume driven by the cell itself).
+func DialWSRaw(t testing.TB, url, token string) *WSClient {
+	t.Helper()
 	url = strings.Replace(url, "http://", "ws://", 1)
 	h := http.Header{}
 	h.Set("Authorization", "token "+token)
@@ -98,8 +107,62 @@ func DialWS(t testing.TB, url, token string) *WSClient {
 		}
 	}()
 	t.Cleanup(func() { _ = ws.Close() })
-	c.Handshake()
 	return c
+}
+
+// WaitStatus waits for an iopub status message saying state (the gateway's "dead" for a
+// kernel that could not start, for example). It consumes the messages it reads.
+func (c *WSClient) WaitStatus(state string, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	var seen []string
+	for {
+		select {
+		case m, ok := <-c.Msgs:
+			if !ok {
+				c.t.Fatalf("the websocket closed while waiting for status %q (seen %v)", state, seen)
+			}
+			if st, isStatus := m.ExecutionState(); isStatus {
+				seen = append(seen, st)
+				if st == state {
+					return
+				}
+			}
+		case <-deadline:
+			c.t.Fatalf("no status %q within %s (seen %v)", state, timeout, seen)
+		}
+	}
+}
+
+// WaitStderr waits for a stderr stream, whose parent is req, that contains want (the
+// gateway's lines about a kernel that starts or resumes) and returns its text. It consumes
+// the messages it reads.
+func (c *WSClient) WaitStderr(req *jupyter.Message, want string, timeout time.Duration) string {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	var seen []string
+	for {
+		select {
+		case m, ok := <-c.Msgs:
+			if !ok {
+				c.t.Fatalf("the websocket closed while waiting for %q (stderr so far %q)", want, seen)
+			}
+			if m.Header.MsgType != "stream" || m.Parent().MsgID != req.Header.MsgID {
+				continue
+			}
+			var s struct{ Name, Text string }
+			_ = json.Unmarshal(m.Content, &s)
+			if s.Name != "stderr" {
+				continue
+			}
+			seen = append(seen, s.Text)
+			if strings.Contains(s.Text, want) {
+				return s.Text
+			}
+		case <-deadline:
+			c.t.Fatalf("no stderr line %q for %s within %s (stderr seen: %q)", want, req.Header.MsgType, timeout, seen)
+		}
+	}
 }
 
 // Handshake sends kernel_info_request until one is answered, as frontends do on connect:
@@ -153,8 +216,10 @@ type Execution struct {
 	EName string
 	// Status is the execute_reply status.
 	Status string
-	// Statuses are the iopub execution states seen, in order.
-	Statuses []string // iopub execution states seen, in order (the gateway's "starting" included)
+	// EValue is the error's value.
+	EValue string
+	// Statuses are the iopub execution states seen, in order (the gateway's "starting" included).
+	Statuses []string
 }
 
 // Execute runs code and collects its outputs until the reply and the idle status arrive.
@@ -193,9 +258,9 @@ func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Executio
 					out.WriteString(s.Text)
 				}
 			case "error":
-				var e struct{ Ename string }
+				var e struct{ Ename, Evalue string }
 				_ = json.Unmarshal(m.Content, &e)
-				ex.EName = e.Ename
+				ex.EName, ex.EValue = e.Ename, e.Evalue
 			case "execute_reply":
 				var r struct{ Status string }
 				_ = json.Unmarshal(m.Content, &r)

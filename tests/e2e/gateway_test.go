@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +18,6 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/devnode"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/devcluster"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
-	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
 // gpuResource is the GPU resource of the quick start's team policy.
@@ -71,66 +69,19 @@ func (g *gatewayClient) listed() map[string]map[string]any {
 	return out
 }
 
-// executeFirst opens a websocket on kernel id and sends an execute_request as the very first
-// message (no kernel_info handshake, which would itself resume a suspended kernel), then
-// collects the answer as jupytertest.WSClient.Collect does.
+// raw opens a websocket on kernel id without a handshake: the first message the test sends
+// is the client's first (a cell run at once, or a resume driven by the cell itself).
+func (g *gatewayClient) raw(id string) *jupytertest.WSClient {
+	g.t.Helper()
+	return jupytertest.DialWSRaw(g.t, env.GatewayURL+"/api/kernels/"+id+"/channels", g.token)
+}
+
+// executeFirst runs code as the very first message on a new websocket of kernel id (no
+// kernel_info handshake, which would itself wait for a kernel that starts) and collects the
+// answer.
 func (g *gatewayClient) executeFirst(id, code string, timeout time.Duration) jupytertest.Execution {
 	g.t.Helper()
-	url := strings.Replace(env.GatewayURL, "http://", "ws://", 1) + "/api/kernels/" + id + "/channels"
-	h := http.Header{}
-	h.Set("Authorization", "token "+g.token)
-	ws, resp, err := websocket.DefaultDialer.Dial(url, h)
-	if resp != nil && resp.Body != nil {
-		defer resp.Body.Close()
-	}
-	require.NoError(g.t, err)
-	defer ws.Close()
-	req, err := jupyter.NewMessage("execute_request", jupyter.NewID(), "tester",
-		map[string]any{"code": code, "silent": false, "store_history": true, "allow_stdin": false}, nil)
-	require.NoError(g.t, err)
-	req.Channel = "shell"
-	data, err := jupyter.EncodeWSJSON(req)
-	require.NoError(g.t, err)
-	require.NoError(g.t, ws.WriteMessage(websocket.TextMessage, data))
-	require.NoError(g.t, ws.SetReadDeadline(time.Now().Add(timeout)))
-	var ex jupytertest.Execution
-	replied, idle := false, false
-	for !replied || !idle {
-		typ, data, err := ws.ReadMessage()
-		require.NoError(g.t, err, "waiting for the answer to the first execute_request (stdout so far %q)", ex.Stdout)
-		var m *jupyter.Message
-		if typ == websocket.TextMessage {
-			m, err = jupyter.DecodeWSJSON(data, jupyter.DefaultLimits)
-		} else {
-			m, err = jupyter.DecodeWSBinary(data, jupyter.DefaultLimits)
-		}
-		require.NoError(g.t, err)
-		if st, ok := m.ExecutionState(); ok {
-			ex.Statuses = append(ex.Statuses, st)
-		}
-		if m.Parent().MsgID != req.Header.MsgID {
-			continue
-		}
-		switch m.Header.MsgType {
-		case "stream":
-			var s struct{ Text string }
-			require.NoError(g.t, json.Unmarshal(m.Content, &s))
-			ex.Stdout += s.Text
-		case "error":
-			var e struct{ Ename string }
-			require.NoError(g.t, json.Unmarshal(m.Content, &e))
-			ex.EName = e.Ename
-		case "execute_reply":
-			var r struct{ Status string }
-			require.NoError(g.t, json.Unmarshal(m.Content, &r))
-			ex.Status, replied = r.Status, true
-		case "status":
-			if st, _ := m.ExecutionState(); st == "idle" {
-				idle = true
-			}
-		}
-	}
-	return ex
+	return g.raw(id).Execute(code, timeout)
 }
 
 func (g *gatewayClient) channels(id string) *jupytertest.WSClient {
