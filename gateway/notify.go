@@ -29,11 +29,11 @@ func (n *notices) tellComingUp(b *bridge, v kernelView) {
 	n.dead = false
 	if !n.comingUp {
 		n.comingUp = true
-		state := stateStarting
-		if v.phase == phaseRestarting {
-			state = stateRestarting
+		// Not for a restart the client asked for: a "restarting" status tells JupyterLab
+		// the server restarted a kernel that died, and it says so in a dialog.
+		if v.phase != phaseRestarting {
+			b.sendStatus(stateStarting, nil)
 		}
-		b.sendStatus(state, nil)
 	}
 	target := b.noteTarget(false)
 	if target == nil || v.reason == "" || (v.reason == n.said && target.MsgID == n.saidTo) {
@@ -128,7 +128,7 @@ func (b *bridge) send(m *jupyter.Message) {
 }
 
 // sendStatus tells the client the kernel's execution state (on iopub), for states the gateway
-// knows before the kernel does: starting, restarting, dead.
+// knows before the kernel does: starting, dead.
 func (b *bridge) sendStatus(state string, parent *jupyter.Header) {
 	b.send(b.gatewayMessage(jupyter.ChannelIOPub, "status", map[string]string{"execution_state": state}, parent))
 }

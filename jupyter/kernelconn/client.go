@@ -50,11 +50,14 @@ func (c *Conn) WaitIOPub(ctx context.Context) error {
 	}
 }
 
-// drainReplies drops messages answering the given requests for up to d.
+// drainReplies drops the messages answering the given requests until every request's reply
+// has come (or d passed), so a relay never shows its client answers to requests it did not
+// make; the first message that answers none of them is put back for the consumer.
 func (c *Conn) drainReplies(ids map[string]bool, d time.Duration) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	for {
+	pending := len(ids)
+	for pending > 0 {
 		select {
 		case m, ok := <-c.out:
 			if !ok {
@@ -67,6 +70,9 @@ func (c *Conn) drainReplies(ids map[string]bool, d time.Duration) {
 				default:
 				}
 				return
+			}
+			if m.Channel == jupyter.ChannelShell {
+				pending--
 			}
 		case <-timer.C:
 			return
