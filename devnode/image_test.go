@@ -36,10 +36,20 @@ func TestImageMatches(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, imageMatches(tc.pattern, tc.image), "%s ~ %s", tc.pattern, tc.image)
 	}
-	o := Options{ImageMap: []ImageMapping{{Image: "ghcr.io/", Dir: "/a"}, {Image: "ghcr.io/x/y", Dir: "/b"}}}
-	assert.Equal(t, "/b", o.imageDir("ghcr.io/x/y:1"), "the longest match wins")
-	assert.Equal(t, "/a", o.imageDir("ghcr.io/x/z:1"))
-	assert.Equal(t, "", o.imageDir("docker.io/library/debian"))
+	o := Options{
+		ImageMap:  []ImageMapping{{Image: "ghcr.io/", Dir: "/a"}, {Image: "ghcr.io/x/y", Dir: "/b"}},
+		ImageRoot: []ImageMapping{{Image: "ghcr.io/x/", Dir: "/r"}, {Image: "quay.io/jupyter/base-notebook", Dir: "/nb"}},
+	}
+	assert.Equal(t, imageSource{dir: "/b"}, o.image("ghcr.io/x/y:1"), "the longest match wins")
+	assert.Equal(t, imageSource{dir: "/r", root: true}, o.image("ghcr.io/x/z:1"), "the longest match over both lists wins")
+	assert.Equal(t, imageSource{dir: "/a"}, o.image("ghcr.io/w/z:1"))
+	assert.Equal(t, imageSource{}, o.image("docker.io/library/debian"))
+	assert.Equal(t, imageSource{dir: "/nb", root: true}, o.image("quay.io/jupyter/base-notebook:2024-10-07"))
+	assert.Equal(t, imageSource{}, o.image("quay.io/jupyter/base-notebook-extra:1"))
+
+	assert.Equal(t, "devnode-root:///nb", o.image("quay.io/jupyter/base-notebook@sha256:abc").imageID("quay.io/jupyter/base-notebook@sha256:abc"))
+	assert.Equal(t, "devnode-dir:///b", o.image("ghcr.io/x/y").imageID("ghcr.io/x/y"))
+	assert.Equal(t, "docker.io/library/debian", o.image("docker.io/library/debian").imageID("docker.io/library/debian"))
 }
 
 // A kernel pod shaped as the webhook makes it: the launcher install init container runs the
