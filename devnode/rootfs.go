@@ -108,8 +108,9 @@ func (s *helperSpec) mountRuntime() error {
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+		// The mount point is in the host's /dev: never create one there.
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			continue
 		}
 		if err := syscall.Mount(m.fstype, dir, m.fstype, m.flags, m.data); err != nil {
 			return fmt.Errorf("mounting %s (%s): %w", m.target, m.fstype, err)
