@@ -39,7 +39,7 @@ UP_FLAGS = -dir=$(DEV_DIR) -tools-bin=$(TOOLS_BIN) -root=. -bin=bin -api-port=$(
 	-health-port=$(HEALTH_PORT) -gpus=$(GPUS)
 
 .PHONY: up
-up: deps tools build ## Run the whole system here (GPUS=2, ports API_PORT=6443 ...); see .dev/env.
+up: deps tools build rootfs ## Run the whole system here (GPUS=2, ports API_PORT=6443 ...); see .dev/env.
 	go run ./hack/devcluster up $(UP_FLAGS)
 
 .PHONY: down
@@ -49,6 +49,10 @@ down: ## Stop everything `make up` started (and nothing else).
 .PHONY: tools
 tools: ## Build the test tools (etcd, kube-*, kubectl, helm, controller-gen) into the cache.
 	hack/tools.sh
+
+.PHONY: rootfs
+rootfs: deps ## Build the JupyterLab 4 root filesystem (Debian trixie) devnode runs the stock Jupyter image from, once, into the cache.
+	hack/rootfs.sh
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (ipykernel, Jupyter Server, notebook).
@@ -76,7 +80,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: deps tools ## Install what the tests need, then vet, gofmt, verify and go test ./... .
+test: deps tools rootfs ## Install and build what the tests need, then vet, gofmt, verify and go test ./... .
 	$(MAKE) --no-print-directory vet fmt-check verify
 	go test $(GO_TEST_FLAGS) ./...
 	go test -run XXX -bench . -benchtime 3x ./...

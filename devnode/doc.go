@@ -29,6 +29,14 @@
 //   - a mapped image (Options.ImageMap: an image reference or prefix to a host directory laid
 //     out like the image's root) has its files bound over that root: DIR/usr/local/bin/x
 //     appears at /usr/local/bin/x next to the host's files, and the host does not change;
+//   - an image with a root filesystem (Options.ImageRoot, --image-root: a directory holding
+//     the image's whole root, such as a debootstrapped distribution) runs as under a container
+//     runtime: the root is an overlay of that directory with the run's private upper
+//     directory (the directory is never written), with /dev and /sys bound from the host, a
+//     fresh devpts at /dev/pts, a private tmpfs at /dev/shm, the host's /etc/resolv.conf
+//     (read-only) and a world-writable /tmp; no other file or mount of the host appears. Its
+//     status imageID is devnode-root://DIR (devnode-dir://DIR for ImageMap). Exec probes
+//     run the image's own setpriv (util-linux) when the container is not root;
 //   - volumes are bound at their mountPath; absolute paths resolve inside the container's
 //     root, symbolic links included (/var/run/x is /run/x on Debian); missing mount points
 //     are created in the private upper directory;
@@ -53,7 +61,7 @@
 // spec.nodeName, spec.serviceAccountName, status.podIP, status.hostIP; resourceFieldRef;
 // secretKeyRef; configMapKeyRef), over KUBERNETES_SERVICE_HOST/PORT (the API server devnode
 // talks to), with PATH, HOSTNAME and HOME (from the image's or the host's /etc/passwd, else /)
-// added when unset. A missing Secret, ConfigMap or key makes the container wait with reason
+// added when unset (the passwd file of an ImageRoot image is its own only). A missing Secret, ConfigMap or key makes the container wait with reason
 // CreateContainerConfigError until it appears.
 //
 // Volumes: emptyDir (kept across container restarts), hostPath, secret, configMap,

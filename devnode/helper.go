@@ -32,8 +32,11 @@ const helperHello = "devnode-helper\n"
 type helperSpec struct {
 	// Rootfs, Upper and Work are the overlay's mount point, upper and work directories.
 	Rootfs, Upper, Work string
-	// ImageDir is laid over the root filesystem when the image is mapped.
+	// ImageDir is laid over the host's root when the image is mapped (Options.ImageMap).
 	ImageDir string
+	// RootDir is the image's whole root filesystem (Options.ImageRoot): the overlay's lower
+	// layer in place of the host's root. ImageDir is then empty.
+	RootDir string
 	// Mounts are bind mounts into the container, in order.
 	Mounts []helperMount
 	// Hosts is the pod's hosts file, mounted at /etc/hosts.

@@ -38,6 +38,14 @@ type ImageMapping struct {
 	Dir string
 }
 
+// The ImageID a container status reports for a mapped image: the prefix, then the directory.
+const (
+	// ImageIDDir prefixes the directory of an ImageMap entry (files laid over the host's root).
+	ImageIDDir = "devnode-dir://"
+	// ImageIDRoot prefixes the directory of an ImageRoot entry (the container's whole root).
+	ImageIDRoot = "devnode-root://"
+)
+
 // Options configure an Agent. Zero values take the defaults documented on each field.
 type Options struct {
 	// NodeName is the name of the Node to register (required; a DNS subdomain).
@@ -64,8 +72,15 @@ type Options struct {
 	// Taints are the Node's taints. Nil means DefaultGPUTaint when GPUs > 0 and none
 	// otherwise; an empty non-nil slice means none.
 	Taints []corev1.Taint
-	// ImageMap maps images to host directories; the longest matching Image wins.
+	// ImageMap maps images to host directories whose files are laid over the host's root
+	// (a few binaries: DIR/usr/local/bin/x appears at /usr/local/bin/x). The longest matching
+	// Image of ImageMap and ImageRoot wins.
 	ImageMap []ImageMapping
+	// ImageRoot maps images to host directories holding the image's whole root filesystem (a
+	// distribution: bin, etc, usr, ...): containers of such an image get a copy-on-write
+	// overlay of DIR as their root, as under a container runtime, and see nothing of the
+	// host's files but /dev, /sys, /etc/resolv.conf and their volumes. DIR is never written.
+	ImageRoot []ImageMapping
 	// PodNetwork is the loopback range pod IPs come from (default 127.0.0.0/24; the network
 	// address and .1 are never used).
 	PodNetwork netip.Prefix
@@ -164,17 +179,48 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Taints == nil && o.GPUs > 0 {
 		o.Taints = []corev1.Taint{DefaultGPUTaint}
 	}
+	images := map[string]string{}
 	for i := range o.ImageMap {
 		m := &o.ImageMap[i]
 		if m.Image == "" {
 			return o, fmt.Errorf("image map entry %d has no image: write IMAGE_OR_PREFIX=DIR", i+1)
 		}
+		if images[m.Image] != "" {
+			return o, fmt.Errorf("image map %s is given twice: map each image once", m.Image)
+		}
+		images[m.Image] = "image map"
 		dir, err := filepath.Abs(m.Dir)
 		if err != nil {
 			return o, fmt.Errorf("image map %s: %w", m.Image, err)
 		}
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return o, fmt.Errorf("image map %s=%s: the directory does not exist: build the image's files there (e.g. make build into DIR/usr/local/bin)", m.Image, m.Dir)
+		}
+		m.Dir = dir
+	}
+	for i := range o.ImageRoot {
+		m := &o.ImageRoot[i]
+		if m.Image == "" {
+			return o, fmt.Errorf("image root entry %d has no image: write IMAGE_OR_PREFIX=DIR", i+1)
+		}
+		if other := images[m.Image]; other != "" {
+			return o, fmt.Errorf("image root %s: the image is also given as %s: map each image once, with --image-map (files over the host's root) or --image-root (a whole root filesystem)", m.Image, other)
+		}
+		images[m.Image] = "image root"
+		dir, err := filepath.Abs(m.Dir)
+		if err != nil {
+			return o, fmt.Errorf("image root %s: %w", m.Image, err)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return o, fmt.Errorf("image root %s=%s: the directory does not exist: build the image's root filesystem there (hack/rootfs.sh builds the JupyterLab one)", m.Image, m.Dir)
+		}
+		for _, sub := range []string{"etc", "usr"} {
+			if st, err := os.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {
+				return o, fmt.Errorf("image root %s=%s is not a root filesystem (it has no %s/): give the directory holding the image's whole root (bin, etc, usr, ...), or use --image-map to lay a few files over the host's root", m.Image, m.Dir, sub)
+			}
+		}
+		if err := checkMountPath("image root "+m.Image, dir); err != nil {
+			return o, err
 		}
 		m.Dir = dir
 	}
@@ -261,11 +307,20 @@ func hostMemory() resource.Quantity {
 	return resource.MustParse("1Gi")
 }
 
-// ParseImageMapping parses IMAGE_OR_PREFIX=DIR.
+// ParseImageMapping parses IMAGE_OR_PREFIX=DIR, the value of --image-map.
 func ParseImageMapping(s string) (ImageMapping, error) {
+	return parseMapping("image map", s, "ghcr.io/elastic-jupyter/elastic-jupyter=/tmp/image")
+}
+
+// ParseImageRoot parses IMAGE_OR_PREFIX=DIR, the value of --image-root.
+func ParseImageRoot(s string) (ImageMapping, error) {
+	return parseMapping("image root", s, "quay.io/jupyter/base-notebook=$HOME/.cache/elastic-jupyter/rootfs/jupyterlab-trixie")
+}
+
+func parseMapping(what, s, example string) (ImageMapping, error) {
 	image, dir, ok := strings.Cut(s, "=")
 	if !ok || image == "" || dir == "" {
-		return ImageMapping{}, fmt.Errorf("image map %q: write IMAGE_OR_PREFIX=DIR, e.g. ghcr.io/elastic-jupyter/elastic-jupyter=/tmp/image", s)
+		return ImageMapping{}, fmt.Errorf("%s %q: write IMAGE_OR_PREFIX=DIR, e.g. %s", what, s, example)
 	}
 	return ImageMapping{Image: image, Dir: dir}, nil
 }
@@ -292,15 +347,52 @@ func ParseTaint(s string) (corev1.Taint, error) {
 	return t, nil
 }
 
-// imageDir returns the host directory mapped to image, or "" when the image is not mapped.
-func (o *Options) imageDir(image string) string {
-	best, dir := -1, ""
-	for _, m := range o.ImageMap {
-		if imageMatches(m.Image, image) && len(m.Image) > best {
-			best, dir = len(m.Image), m.Dir
+// imageSource is where a container's files come from.
+type imageSource struct {
+	// dir is the mapped directory; "" for an unmapped image, which runs on the host's root.
+	dir string
+	// root says dir is the image's whole root (ImageRoot), not files over the host's (ImageMap).
+	root bool
+}
+
+// image returns where the files of image come from: the longest matching Image of ImageMap
+// and ImageRoot (Validate refuses an Image given in both).
+func (o *Options) image(image string) imageSource {
+	best, src := -1, imageSource{}
+	for _, list := range []struct {
+		maps []ImageMapping
+		root bool
+	}{{o.ImageMap, false}, {o.ImageRoot, true}} {
+		for _, m := range list.maps {
+			if imageMatches(m.Image, image) && len(m.Image) > best {
+				best, src = len(m.Image), imageSource{dir: m.Dir, root: list.root}
+			}
 		}
 	}
-	return dir
+	return src
+}
+
+// imageID is the ImageID of a container of image: where its files come from.
+func (s imageSource) imageID(image string) string {
+	switch {
+	case s.dir == "":
+		return image
+	case s.root:
+		return ImageIDRoot + s.dir
+	}
+	return ImageIDDir + s.dir
+}
+
+// passwd is the passwd file the container's user is looked up in: the image's own, except
+// that an image laid over the host's root without one has the host's.
+func (s imageSource) passwd() string {
+	if s.dir != "" {
+		p := filepath.Join(s.dir, "etc", "passwd")
+		if _, err := os.Stat(p); err == nil || s.root {
+			return p
+		}
+	}
+	return "/etc/passwd"
 }
 
 func imageMatches(pattern, image string) bool {

@@ -2,6 +2,8 @@ package devnode
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +15,14 @@ import (
 
 func TestOptionsValidation(t *testing.T) {
 	dir := t.TempDir()
+	rootfs := t.TempDir()
+	for _, d := range []string{"etc", "usr"} {
+		require.NoError(t, os.Mkdir(filepath.Join(rootfs, d), 0o755))
+	}
+	colon := filepath.Join(t.TempDir(), "a:b")
+	for _, d := range []string{"etc", "usr"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(colon, d), 0o755))
+	}
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -29,6 +39,14 @@ func TestOptionsValidation(t *testing.T) {
 		{"bad label", Options{NodeName: "n1", Labels: map[string]string{"a b": "c"}}, `label key "a b" is invalid`},
 		{"missing image dir", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir + "/nope"}}}, "the directory does not exist"},
 		{"image dir", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir}}}, ""},
+		{"image map twice", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir}, {Image: "x", Dir: rootfs}}}, "image map x is given twice"},
+		{"image root", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: rootfs}}}, ""},
+		{"image root and map", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "y", Dir: dir}}, ImageRoot: []ImageMapping{{Image: "x", Dir: rootfs}}}, ""},
+		{"image root without image", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Dir: rootfs}}}, "image root entry 1 has no image"},
+		{"missing image root", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: dir + "/nope"}}}, "hack/rootfs.sh"},
+		{"image root not a rootfs", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: dir}}}, "is not a root filesystem (it has no etc/)"},
+		{"image root with colon", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: colon}}}, "mount options cannot carry"},
+		{"image in both lists", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir}}, ImageRoot: []ImageMapping{{Image: "x", Dir: rootfs}}}, "also given as image map"},
 		{"non-loopback pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.0.0.0/24")}, "pod network 10.0.0.0/24 must be an IPv4 loopback range"},
 		{"overlapping networks", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("127.0.0.0/16"), ServiceNetwork: netip.MustParsePrefix("127.0.1.0/24")}, "overlaps"},
 		{"negative duration", Options{NodeName: "n1", RestartBackoff: -time.Second}, "restart backoff -1s is negative"},
@@ -92,6 +110,20 @@ func TestParseImageMapping(t *testing.T) {
 	assert.Equal(t, ImageMapping{Image: "ghcr.io/elastic-jupyter/elastic-jupyter", Dir: "/tmp/img"}, m)
 	for _, bad := range []string{"", "image", "=dir", "image="} {
 		_, err := ParseImageMapping(bad)
+		assert.ErrorContains(t, err, "IMAGE_OR_PREFIX=DIR", bad)
+	}
+}
+
+func TestParseImageRoot(t *testing.T) {
+	m, err := ParseImageRoot("quay.io/jupyter/base-notebook=/cache/rootfs/jupyterlab-trixie")
+	require.NoError(t, err)
+	assert.Equal(t, ImageMapping{Image: "quay.io/jupyter/base-notebook", Dir: "/cache/rootfs/jupyterlab-trixie"}, m)
+	m, err = ParseImageRoot("quay.io/jupyter/=/r=x")
+	require.NoError(t, err)
+	assert.Equal(t, ImageMapping{Image: "quay.io/jupyter/", Dir: "/r=x"}, m, "the first '=' splits")
+	for _, bad := range []string{"", "image", "=dir", "image="} {
+		_, err := ParseImageRoot(bad)
+		assert.ErrorContains(t, err, "image root", bad)
 		assert.ErrorContains(t, err, "IMAGE_OR_PREFIX=DIR", bad)
 	}
 }

@@ -45,13 +45,8 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, c *container, wa
 	if c.hasRun {
 		restarts++
 	}
-	imageDir := a.opts.imageDir(spec.Image)
-	passwd := "/etc/passwd"
-	if imageDir != "" {
-		if _, err := os.Stat(filepath.Join(imageDir, "etc", "passwd")); err == nil {
-			passwd = filepath.Join(imageDir, "etc", "passwd")
-		}
-	}
+	image := a.opts.image(spec.Image)
+	passwd := image.passwd()
 	uid, gid, groups, err := credentials(pod, spec, passwd)
 	if err != nil {
 		w.retryLater(c, "CreateContainerConfigError", err.Error(), 2*time.Second, wake)
@@ -103,9 +98,14 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, c *container, wa
 	noNewPrivs := spec.SecurityContext != nil && spec.SecurityContext.AllowPrivilegeEscalation != nil && !*spec.SecurityContext.AllowPrivilegeEscalation
 	hs := &helperSpec{
 		Rootfs: filepath.Join(runDir, rootfsDirName), Upper: filepath.Join(runDir, upperDirName), Work: filepath.Join(runDir, workDirName),
-		ImageDir: imageDir, Mounts: binds, Hosts: filepath.Join(w.dir, hostsFileName), Hostname: podHostname(pod),
+		Mounts: binds, Hosts: filepath.Join(w.dir, hostsFileName), Hostname: podHostname(pod),
 		Argv: argv, Env: env.Environ(), WorkingDir: spec.WorkingDir,
 		UID: uid, GID: gid, Groups: groups, NoNewPrivs: noNewPrivs,
+	}
+	if image.root {
+		hs.RootDir = image.dir
+	} else {
+		hs.ImageDir = image.dir
 	}
 	p, failure, err := startProc(a.spawner, a.opts.HelperPath, hs, logPath)
 	if err != nil {

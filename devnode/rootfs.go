@@ -10,21 +10,39 @@ import (
 	"syscall"
 )
 
-// setupRoot builds the container's root: an overlay of the host's root with a private upper
-// directory, the host's other mounts bound in, the mapped image's files laid over it, the
-// volumes and /etc/hosts mounted, then pivot_root into it.
+// setupRoot builds the container's root, then pivots into it. Its base is one of two:
+//
+//   - the host's root (an unmapped image, or one of Options.ImageMap): an overlay with the
+//     host's root as lower layer, the host's other mounts bound in, and a mapped image's
+//     files laid over it;
+//   - the image's whole root filesystem (Options.ImageRoot): an overlay with RootDir as lower
+//     layer and the mounts a container runtime gives (see mountRuntime); nothing else of the
+//     host appears.
+//
+// Either way the upper layer is the run's private directory, so neither the host nor RootDir
+// is ever written; then come a fresh /proc, the volumes, /etc/hosts and pivot_root.
 func (s *helperSpec) setupRoot() error {
-	opts := "lowerdir=/,upperdir=" + s.Upper + ",workdir=" + s.Work
+	lower := "/"
+	if s.RootDir != "" {
+		lower = s.RootDir
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + s.Upper + ",workdir=" + s.Work
 	if err := syscall.Mount("overlay", s.Rootfs, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mounting the root overlay: %w", err)
+		return fmt.Errorf("mounting the root overlay (lower layer %s): %w", lower, err)
 	}
-	submounts, err := hostSubmounts()
-	if err != nil {
-		return err
-	}
-	for _, m := range submounts {
-		if err := bindInto(s.Rootfs, m, m, syscall.MS_REC, false); err != nil {
-			return fmt.Errorf("binding the host mount %s: %w", m, err)
+	if s.RootDir != "" {
+		if err := s.mountRuntime(); err != nil {
+			return fmt.Errorf("setting up the root filesystem %s: %w", s.RootDir, err)
+		}
+	} else {
+		submounts, err := hostSubmounts()
+		if err != nil {
+			return err
+		}
+		for _, m := range submounts {
+			if err := bindInto(s.Rootfs, m, m, syscall.MS_REC, false); err != nil {
+				return fmt.Errorf("binding the host mount %s: %w", m, err)
+			}
 		}
 	}
 	procDir, err := resolveInRoot(s.Rootfs, "/proc")
@@ -66,6 +84,58 @@ func (s *helperSpec) setupRoot() error {
 		return fmt.Errorf("detaching the old root: %w", err)
 	}
 	_ = os.Remove("/.devnode-oldroot")
+	return nil
+}
+
+// mountRuntime gives an image's own root what a container runtime mounts in it: /dev and
+// /sys bound from the host, a fresh devpts instance at /dev/pts and a private tmpfs at
+// /dev/shm, the host's /etc/resolv.conf (read-only: the host's file must not change), and a
+// world-writable /tmp.
+func (s *helperSpec) mountRuntime() error {
+	for _, m := range []string{"/dev", "/sys"} {
+		if err := bindInto(s.Rootfs, m, m, syscall.MS_REC, false); err != nil {
+			return fmt.Errorf("binding the host's %s: %w", m, err)
+		}
+	}
+	for _, m := range []struct {
+		target, fstype, data string
+		flags                uintptr
+	}{
+		{"/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5", syscall.MS_NOSUID | syscall.MS_NOEXEC},
+		{"/dev/shm", "tmpfs", "mode=1777,size=65536k", syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC},
+	} {
+		dir, err := resolveInRoot(s.Rootfs, m.target)
+		if err != nil {
+			return err
+		}
+		// The mount point is in the host's /dev: never create one there.
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			continue
+		}
+		if err := syscall.Mount(m.fstype, dir, m.fstype, m.flags, m.data); err != nil {
+			return fmt.Errorf("mounting %s (%s): %w", m.target, m.fstype, err)
+		}
+	}
+	if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+		if err := bindInto(s.Rootfs, "/etc/resolv.conf", "/etc/resolv.conf", 0, true); err != nil {
+			return fmt.Errorf("mounting /etc/resolv.conf: %w", err)
+		}
+	}
+	tmp, err := resolveInRoot(s.Rootfs, "/tmp")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o777); err != nil {
+		return err
+	}
+	// A change of mode lands in the private upper layer: the lower layer keeps its own.
+	if st, err := os.Stat(tmp); err != nil {
+		return err
+	} else if st.Mode()&(os.ModePerm|os.ModeSticky) != os.ModePerm|os.ModeSticky {
+		if err := os.Chmod(tmp, os.ModePerm|os.ModeSticky); err != nil {
+			return fmt.Errorf("making /tmp writable: %w", err)
+		}
+	}
 	return nil
 }
 

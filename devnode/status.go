@@ -69,11 +69,8 @@ func (w *podWorker) containerStatus(c *container, initPending bool, policy corev
 	s := corev1.ContainerStatus{
 		Name:         c.spec.Name,
 		Image:        c.spec.Image,
-		ImageID:      c.spec.Image,
+		ImageID:      w.a.opts.image(c.spec.Image).imageID(c.spec.Image),
 		RestartCount: c.restarts,
-	}
-	if dir := w.a.opts.imageDir(c.spec.Image); dir != "" {
-		s.ImageID = "devnode-dir://" + dir
 	}
 	if c.prevExit != nil {
 		s.LastTerminationState.Terminated = c.prevExit

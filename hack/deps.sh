@@ -7,7 +7,9 @@ set -euo pipefail
 # hack/tools.sh installs with the machine's npm).
 # python3-dill and python3-numpy: the kernel-state helper serializes with dill, and its tests
 # snapshot numpy arrays.
-packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket python3-dill python3-numpy chromium)
+# debootstrap builds the JupyterLab 4 root filesystem (hack/rootfs.sh) devnode runs the stock
+# Jupyter image from.
+packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket python3-dill python3-numpy chromium debootstrap)
 packages+=("$@")
 
 missing=()

@@ -32,6 +32,11 @@ if [[ ${1:-} == --path ]]; then
   exit 0
 fi
 
+# One build at a time: the tests of several packages may ask for the rootfs at once.
+mkdir -p "$CACHE/rootfs"
+exec 9>"$CACHE/rootfs/.lock"
+flock 9
+
 if [[ -f $DIR/.elastic-jupyter-rootfs && "$(cat "$DIR/.elastic-jupyter-rootfs")" == "$ROOTFS_VERSION" ]]; then
   log "JupyterLab 4 rootfs present: $DIR"
   exit 0

@@ -49,7 +49,7 @@ func runDevnode(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Root, "root", "", "state directory: pod volumes, logs, services.json (default $TMPDIR/elastic-jupyter-devnode/<node>)")
 	fs.IntVar(&o.GPUs, "gpus", 0, "fake GPUs per GPU resource (devices GPU-<node>-0, ...)")
 	var gpuResources, labels, resources repeated
-	var taints, imageMaps repeatedWhole
+	var taints, imageMaps, imageRoots repeatedWhole
 	fs.Var(&gpuResources, "gpu-resource", "extended resource the fake GPUs are advertised as (repeatable or a comma list, e.g. nvidia.com/mig-1g.10gb; default nvidia.com/gpu)")
 	cpu := fs.String("cpu", "", "cpu capacity (default: the host's CPUs)")
 	memory := fs.String("memory", "", "memory capacity (default: the host's memory)")
@@ -57,7 +57,8 @@ func runDevnode(ctx context.Context, args []string) error {
 	fs.Var(&resources, "resource", "extra extended resource NAME=QUANTITY (repeatable)")
 	fs.Var(&labels, "label", "node label KEY=VALUE (repeatable)")
 	fs.Var(&taints, "taint", "node taint KEY[=VALUE]:EFFECT (repeatable; 'none' for no taints; default nvidia.com/gpu=present:NoSchedule when --gpus > 0)")
-	fs.Var(&imageMaps, "image-map", "IMAGE_OR_PREFIX=DIR: run pods of that image with DIR laid over the root filesystem (repeatable)")
+	fs.Var(&imageMaps, "image-map", "IMAGE_OR_PREFIX=DIR: run pods of that image with DIR's files laid over the host's root filesystem (repeatable)")
+	fs.Var(&imageRoots, "image-root", "IMAGE_OR_PREFIX=DIR: run pods of that image with DIR as their whole root filesystem, copy-on-write, as a container runtime does (repeatable; e.g. the JupyterLab rootfs of hack/rootfs.sh)")
 	podNet := fs.String("pod-network", "127.0.0.0/24", "loopback range of pod IPs")
 	svcNet := fs.String("service-network", "127.0.1.0/24", "loopback range of Service addresses")
 	fs.StringVar(&o.LockDir, "lock-dir", "", "directory of the host-wide address locks (default $TMPDIR/elastic-jupyter-devnode-addresses)")
@@ -132,6 +133,13 @@ func runDevnode(ctx context.Context, args []string) error {
 			return fmt.Errorf("--image-map: %w", err)
 		}
 		o.ImageMap = append(o.ImageMap, im)
+	}
+	for _, m := range imageRoots {
+		im, err := devnode.ParseImageRoot(m)
+		if err != nil {
+			return fmt.Errorf("--image-root: %w", err)
+		}
+		o.ImageRoot = append(o.ImageRoot, im)
 	}
 	var err error
 	if o.PodNetwork, err = netip.ParsePrefix(*podNet); err != nil {

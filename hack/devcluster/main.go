@@ -35,6 +35,7 @@ func main() {
 	fs.IntVar(&cfg.ControllerMetricsPort, "metrics-port", 8080, "the controller's metrics port (the webhook's is the next but one)")
 	fs.IntVar(&cfg.ControllerHealthPort, "health-port", 8081, "the controller's health port (the webhook's is the next but one)")
 	fs.IntVar(&cfg.GPUs, "gpus", 2, "fake GPUs on the GPU node")
+	fs.StringVar(&cfg.RootfsDir, "rootfs", "", "the JupyterLab 4 root filesystem the stock Jupyter image runs from (default: where hack/rootfs.sh builds it)")
 	_ = fs.Parse(os.Args[2:])
 
 	if os.Args[1] == "down" {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
 )
 
 // Config says where and how the local cluster runs.
@@ -25,6 +27,10 @@ type Config struct {
 	Root string
 	// ProjectBin holds the fresh elastic-jupyter and kernel-launcher builds.
 	ProjectBin string
+	// RootfsDir is the JupyterLab 4 root filesystem the devnodes run NotebookImageRepository
+	// from (devnode --image-root). Empty: where hack/rootfs.sh builds it,
+	// $ELASTIC_JUPYTER_CACHE/rootfs/jupyterlab-trixie (cache default ~/.cache/elastic-jupyter).
+	RootfsDir string
 	// APIPort is kube-apiserver's port on 127.0.0.1 (default 6443).
 	APIPort int
 	// EtcdPort is etcd's client port on 127.0.0.1 (default 2379; the peer port is the next).
@@ -61,8 +67,11 @@ func (c *Config) defaults() {
 	if c.NodeName == "" {
 		c.NodeName = "devnode"
 	}
+	if c.RootfsDir == "" {
+		c.RootfsDir = rootfs.Dir()
+	}
 	// Every process runs in Dir: the paths it is given must not depend on where make ran.
-	for _, p := range []*string{&c.Dir, &c.ToolsBin, &c.Root, &c.ProjectBin} {
+	for _, p := range []*string{&c.Dir, &c.ToolsBin, &c.Root, &c.ProjectBin, &c.RootfsDir} {
 		if *p != "" {
 			*p, _ = filepath.Abs(*p)
 		}
@@ -111,6 +120,9 @@ func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	cfg.defaults()
 	if cfg.GPUs < 0 {
 		return nil, fmt.Errorf("GPUS=%d: the number of fake GPUs is 0 or more", cfg.GPUs)
+	}
+	if err := checkRootfs(cfg.RootfsDir); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/elastic-jupyter/elastic-jupyter/controller"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
@@ -69,4 +72,43 @@ func TestControlPlaneUpAndDown(t *testing.T) {
 	assert.Empty(t, files)
 	_, err = os.Stat(filepath.Join(cfg.Dir, "logs", "kube-apiserver.log"))
 	assert.NoError(t, err, "logs stay for inspection")
+}
+
+// The image the devnodes run from the JupyterLab rootfs is the controller's default notebook
+// image and the quick start kernelspecs' image, whatever their tags.
+func TestNotebookImageRunsFromRootfs(t *testing.T) {
+	matches := func(image string) bool {
+		rest, ok := strings.CutPrefix(image, NotebookImageRepository)
+		return ok && (rest == "" || strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, "@"))
+	}
+	assert.True(t, matches(controller.DefaultNotebookImage), controller.DefaultNotebookImage)
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "examples", "quickstart", "20-kernelspecs.yaml"))
+	require.NoError(t, err)
+	var images []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "image:"); ok {
+			images = append(images, strings.Trim(strings.TrimSpace(v), `"'`))
+		}
+	}
+	require.NotEmpty(t, images)
+	for _, image := range images {
+		assert.True(t, matches(image), "kernelspec image %s does not run from the rootfs", image)
+	}
+}
+
+// Up without the JupyterLab rootfs fails at once, before starting anything, and says to run
+// hack/rootfs.sh; an empty RootfsDir means where the script builds it.
+func TestUpNeedsTheRootfs(t *testing.T) {
+	cfg := freeConfig(t)
+	cfg.RootfsDir = filepath.Join(t.TempDir(), "missing")
+	var out bytes.Buffer
+	_, err := Up(context.Background(), cfg, &out)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "hack/rootfs.sh")
+	assert.Contains(t, err.Error(), cfg.RootfsDir)
+	assert.NoDirExists(t, filepath.Join(cfg.Dir, "pids"), "Up started something")
+
+	empty := Config{}
+	empty.defaults()
+	assert.Equal(t, rootfs.Dir(), empty.RootfsDir)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/devnode"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
@@ -27,9 +28,23 @@ const (
 	NotebookName = "notebook"
 )
 
-// rootfs lays the fresh builds out as this project's image (usr/local/bin/...), for devnode's
-// --image-map.
-func (cl *Cluster) rootfs() (string, error) {
+// NotebookImageRepository is the stock Jupyter image's repository: the controller's default
+// notebook image (controller.DefaultNotebookImage) and the quick start kernelspecs' image.
+// The devnodes run it, whatever its tag, from Config.RootfsDir (JupyterLab 4 on Jupyter
+// Server 2.x, Debian trixie), as a container runtime would run the image.
+const NotebookImageRepository = "quay.io/jupyter/base-notebook"
+
+// checkRootfs fails, naming hack/rootfs.sh, when the JupyterLab rootfs is not built in dir.
+func checkRootfs(dir string) error {
+	if err := rootfs.Check(dir); err != nil {
+		return fmt.Errorf("the devnodes run %s from its root filesystem (Config.RootfsDir, -rootfs): %w", NotebookImageRepository, err)
+	}
+	return nil
+}
+
+// projectImage lays the fresh builds out as this project's image (usr/local/bin/...), for
+// devnode's --image-map.
+func (cl *Cluster) projectImage() (string, error) {
 	dir := filepath.Join(cl.cfg.Dir, "rootfs")
 	bin := filepath.Join(dir, "usr", "local", "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -73,10 +88,14 @@ func (cl *Cluster) devnodeRoot() string { return filepath.Join(cl.cfg.Dir, "devn
 // upNode starts two devnodes, as a cluster has a CPU pool and a GPU pool: "<node>-cpu"
 // without GPUs, where the gateway, the notebook server and CPU kernels run, and
 // "<node>-gpu" with the fake GPUs and the GPU taint, where only GPU kernels land. Both map the
-// project's image to the fresh builds.
+// project's image to the fresh builds (laid over the host's root) and run the stock Jupyter
+// image from the JupyterLab rootfs.
 func (cl *Cluster) upNode(ctx context.Context) error {
-	root, err := cl.rootfs()
+	root, err := cl.projectImage()
 	if err != nil {
+		return err
+	}
+	if err := checkRootfs(cl.cfg.RootfsDir); err != nil {
 		return err
 	}
 	nodes := []struct {
@@ -94,6 +113,7 @@ func (cl *Cluster) upNode(ctx context.Context) error {
 			"devnode", "--node-name=" + n.node, "--kubeconfig=" + cl.Kubeconfig,
 			"--root=" + filepath.Join(cl.cfg.Dir, n.component), "--gpus=" + strconv.Itoa(n.gpus),
 			"--image-map=" + version.ImageRepository + "=" + root,
+			"--image-root=" + NotebookImageRepository + "=" + cl.cfg.RootfsDir,
 			"--lock-dir=" + filepath.Join(os.TempDir(), "elastic-jupyter-devnode-addresses"),
 		}}); err != nil {
 			return err
