@@ -14,7 +14,7 @@ set -euo pipefail
 SUITE=trixie
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when the package list changes: the cached rootfs is rebuilt.
-ROOTFS_VERSION="$SUITE-2"
+ROOTFS_VERSION="$SUITE-3"
 # debootstrap lays down a minimal trixie; apt inside it installs the rest (debootstrap's own
 # resolver does not follow virtual packages such as python3-cffi-backend-api-min).
 # jupyter-core gives the `jupyter` command (`jupyter lab`); numpy and dill are what kernels that
@@ -81,6 +81,11 @@ if ! inchroot apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >>"
     die "installing ${PACKAGES[*]} in the rootfs failed; see $CACHE/rootfs/apt.log"
 fi
 inchroot apt-get clean >/dev/null 2>&1 || true
+# The stock Jupyter images' user: uid 1000 in group users (100), home /home/jovyan.
+if ! inchroot id -u jovyan >/dev/null 2>&1; then
+  inchroot useradd --uid 1000 --gid 100 --create-home --home-dir /home/jovyan --shell /bin/bash jovyan ||
+    die "adding the jovyan user to the rootfs failed"
+fi
 inchroot python3 -c 'import jupyterlab, jupyter_server; print("jupyterlab", jupyterlab.__version__, "jupyter_server", jupyter_server.__version__)' >&2 ||
   die "JupyterLab does not import in the rootfs"
 cleanup

@@ -134,10 +134,22 @@ func (c *WSClient) WaitStatus(state string, timeout time.Duration) {
 	}
 }
 
+// WaitStdout waits for a stdout stream, whose parent is req, that contains want, and returns
+// its text. It consumes the messages it reads.
+func (c *WSClient) WaitStdout(req *jupyter.Message, want string, timeout time.Duration) string {
+	c.t.Helper()
+	return c.waitStream(req, "stdout", want, timeout)
+}
+
 // WaitStderr waits for a stderr stream, whose parent is req, that contains want (the
 // gateway's lines about a kernel that starts or resumes) and returns its text. It consumes
 // the messages it reads.
 func (c *WSClient) WaitStderr(req *jupyter.Message, want string, timeout time.Duration) string {
+	c.t.Helper()
+	return c.waitStream(req, "stderr", want, timeout)
+}
+
+func (c *WSClient) waitStream(req *jupyter.Message, name, want string, timeout time.Duration) string {
 	c.t.Helper()
 	deadline := time.After(timeout)
 	var seen []string
@@ -145,14 +157,14 @@ func (c *WSClient) WaitStderr(req *jupyter.Message, want string, timeout time.Du
 		select {
 		case m, ok := <-c.Msgs:
 			if !ok {
-				c.t.Fatalf("the websocket closed while waiting for %q (stderr so far %q)", want, seen)
+				c.t.Fatalf("the websocket closed while waiting for %q (%s so far %q)", want, name, seen)
 			}
 			if m.Header.MsgType != "stream" || m.Parent().MsgID != req.Header.MsgID {
 				continue
 			}
 			var s struct{ Name, Text string }
 			_ = json.Unmarshal(m.Content, &s)
-			if s.Name != "stderr" {
+			if s.Name != name {
 				continue
 			}
 			seen = append(seen, s.Text)
@@ -160,7 +172,7 @@ func (c *WSClient) WaitStderr(req *jupyter.Message, want string, timeout time.Du
 				return s.Text
 			}
 		case <-deadline:
-			c.t.Fatalf("no stderr line %q for %s within %s (stderr seen: %q)", want, req.Header.MsgType, timeout, seen)
+			c.t.Fatalf("no %s line %q for %s within %s (seen: %q)", name, want, req.Header.MsgType, timeout, seen)
 		}
 	}
 }
@@ -308,6 +320,9 @@ type ServerOptions struct {
 	Server Server
 	// Lab serves JupyterLab (Server2 only), as `jupyter lab` does.
 	Lab bool
+	// Notebook6 serves the classic Notebook 6 (Server1's host only), as `jupyter notebook`
+	// does on Debian 12.
+	Notebook6 bool
 	// GatewayURL, when set, sends every kernel to that gateway (--gateway-url); else the
 	// server runs its own local kernels.
 	GatewayURL string
@@ -335,13 +350,21 @@ func StartServer(t testing.TB, opts ServerOptions) *JupyterServer {
 		inHome = "/home/tester"
 	}
 	token := "notebook-" + jupyter.NewID()
-	app := "jupyter_server"
-	if opts.Lab {
+	app, cfg := "jupyter_server", "ServerApp"
+	switch {
+	case opts.Lab:
 		app = "jupyterlab"
+	case opts.Notebook6:
+		app, cfg = "notebook", "NotebookApp"
 	}
 	args := []string{"-m", app, "--allow-root", "--no-browser",
-		"--ServerApp.ip=127.0.0.1", "--ServerApp.port=" + strconv.Itoa(ports[0]), "--ServerApp.port_retries=0",
-		"--ServerApp.token=" + token, "--ServerApp.root_dir=" + inHome}
+		"--" + cfg + ".ip=127.0.0.1", "--" + cfg + ".port=" + strconv.Itoa(ports[0]), "--" + cfg + ".port_retries=0",
+		"--" + cfg + ".token=" + token}
+	if opts.Notebook6 {
+		args = append(args, "--NotebookApp.notebook_dir="+inHome)
+	} else {
+		args = append(args, "--ServerApp.root_dir="+inHome)
+	}
 	if opts.GatewayURL != "" {
 		args = append(args, "--gateway-url="+opts.GatewayURL, "--GatewayClient.request_timeout=120")
 	}

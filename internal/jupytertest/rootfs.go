@@ -2,13 +2,13 @@ package jupytertest
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
@@ -27,24 +27,7 @@ var rootfsOnce struct {
 // time (a few minutes) when it is missing.
 func Rootfs(t testing.TB) string {
 	t.Helper()
-	rootfsOnce.Do(func() {
-		script := filepath.Join(testenv.RepoRoot(), "hack", "rootfs.sh")
-		out, err := exec.Command(script, "--path").Output()
-		if err != nil {
-			rootfsOnce.err = fmt.Errorf("hack/rootfs.sh --path: %w", err)
-			return
-		}
-		dir := strings.TrimSpace(string(out))
-		if _, err := os.Stat(filepath.Join(dir, ".elastic-jupyter-rootfs")); err != nil {
-			build := exec.Command(script)
-			build.Stdout, build.Stderr = os.Stderr, os.Stderr
-			if err := build.Run(); err != nil {
-				rootfsOnce.err = fmt.Errorf("building the JupyterLab rootfs with hack/rootfs.sh: %w", err)
-				return
-			}
-		}
-		rootfsOnce.dir = dir
-	})
+	rootfsOnce.Do(func() { rootfsOnce.dir, rootfsOnce.err = rootfs.Ensure(testenv.RepoRoot()) })
 	if rootfsOnce.err != nil {
 		t.Fatal(rootfsOnce.err)
 	}

@@ -177,7 +177,7 @@ func TestGatewayKubernetes(t *testing.T) {
 	g := newGatewayClient(t)
 
 	// Put the gateway's cull settings back and delete every kernel started here, whatever
-	// happens: the other tests share the single GPU.
+	// happens: the other tests share the GPUs.
 	var saved struct {
 		Spec cullSettings `json:"spec"`
 	}
@@ -199,15 +199,7 @@ func TestGatewayKubernetes(t *testing.T) {
 		}, 2*time.Minute, 250*time.Millisecond, "every kernel of this test and its pod are gone")
 	})
 
-	// Another test's kernel may still be giving the single GPU back.
-	require.Eventually(t, func() bool {
-		for _, k := range kernels(t) {
-			if k.Status.GPUs > 0 {
-				return false
-			}
-		}
-		return true
-	}, 3*time.Minute, 250*time.Millisecond, "no kernel holds the GPU")
+	waitNoGPUHeld(t) // another test's kernel may still be giving a GPU back
 
 	// A python3-gpu kernel runs in its own pod, mutated by the webhook, on the GPU node.
 	a := g.start("python3-gpu")

@@ -44,7 +44,7 @@ func run(m *testing.M) int {
 		ProjectBin: filepath.Join(dir, "bin"),
 		APIPort:    ports[0], EtcdPort: ports[1], WebhookPort: ports[3],
 		ControllerMetricsPort: ports[4], ControllerHealthPort: ports[5],
-		GPUs: 1, NodeName: "e2e", Attached: true,
+		GPUs: 2, NodeName: "e2e", Attached: true, // as `make up`
 	}
 	if err := devcluster.Build(testenv.RepoRoot(), cfg.ProjectBin); err != nil {
 		fmt.Fprintln(os.Stderr, "building:", err)

@@ -26,7 +26,22 @@ func (g *gatewayClient) cellAtOnce(id, code string) (*jupytertest.WSClient, *jup
 	return ws, req
 }
 
-// waitNoGPUHeld waits until no kernel holds the single GPU (another test may be giving it back).
+// holdGPUs starts n GPU kernels through the gateway, each busy with a long cell (a busy kernel
+// is never culled), so they hold n of the GPUs; they are shut down when the test ends.
+func holdGPUs(t *testing.T, g *gatewayClient, n int) []string {
+	t.Helper()
+	var ids []string
+	cleanUpKernels(t, g, &ids)
+	for range n {
+		id := g.start("python3-gpu")
+		ids = append(ids, id)
+		ws, req := g.cellAtOnce(id, "import time\nprint('holding a GPU', flush=True)\ntime.sleep(3600)")
+		ws.WaitStdout(req, "holding a GPU", 3*time.Minute)
+	}
+	return ids
+}
+
+// waitNoGPUHeld waits until no kernel holds a GPU (another test may be giving one back).
 func waitNoGPUHeld(t *testing.T) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -62,7 +77,7 @@ func nothingLeftOf(t *testing.T, id string) {
 	}, 2*time.Minute, 250*time.Millisecond, "nothing of kernel %s is left: no JupyterKernel, pod or Secret", id)
 }
 
-// TestGPUWaitIsToldAndFirstComeFirstServed: with the single GPU held, two more GPU kernels
+// TestGPUWaitIsToldAndFirstComeFirstServed: with every GPU held, two more GPU kernels
 // start at once; each start answers 201 at once, each cell run at once is held, and each
 // notebook is told where it waits; they get the GPU in the order they arrived, and each held
 // cell then runs.
@@ -71,6 +86,8 @@ func TestGPUWaitIsToldAndFirstComeFirstServed(t *testing.T) {
 	var started []string
 	cleanUpKernels(t, g, &started)
 	waitNoGPUHeld(t)
+	gpus := cluster.Config().GPUs
+	holdGPUs(t, g, gpus-1) // A takes the last one
 
 	startedAt := time.Now()
 	a := g.start("python3-gpu")
@@ -86,13 +103,13 @@ func TestGPUWaitIsToldAndFirstComeFirstServed(t *testing.T) {
 	b := g.start("python3-gpu")
 	started = append(started, b)
 	wsB, reqB := g.cellAtOnce(b, "print('B runs')")
-	lineB := wsB.WaitStderr(reqB, "waiting for a GPU: 0 of 1 nvidia.com/gpu free (no kernel ahead of you)", 2*time.Minute)
+	lineB := wsB.WaitStderr(reqB, fmt.Sprintf("waiting for a GPU: 0 of %d nvidia.com/gpu free (no kernel ahead of you)", gpus), 2*time.Minute)
 	t.Logf("B's cell shows: %s", strings.TrimSpace(lineB))
 
 	c := g.start("python3-gpu")
 	started = append(started, c)
 	wsC, reqC := g.cellAtOnce(c, "print('C runs')")
-	wsC.WaitStderr(reqC, "waiting for a GPU: 0 of 1 nvidia.com/gpu free (1 kernel ahead of you)", 2*time.Minute)
+	wsC.WaitStderr(reqC, fmt.Sprintf("waiting for a GPU: 0 of %d nvidia.com/gpu free (1 kernel ahead of you)", gpus), 2*time.Minute)
 	require.Eventually(t, func() bool {
 		k, _ := kernelCR(t, c)
 		return k.Status.Reason == "Queued" && k.Status.QueuePosition == 1
@@ -163,10 +180,8 @@ spec:
 	assert.Contains(t, k.Status.Message, "/opt/no-such-kernel/bin/kernel")
 	require.Eventually(t, func() bool { return len(kernelPods(t, broken)) == 0 }, time.Minute, 250*time.Millisecond, "its pod is gone at once")
 
-	// The single GPU is held; a second GPU kernel passes its 8 s launch timeout waiting.
-	holder := g.start("python3-gpu")
-	started = append(started, holder)
-	g.executeFirst(holder, "print(1)", 3*time.Minute)
+	// Every GPU is held; another GPU kernel passes its 8 s launch timeout waiting.
+	holdGPUs(t, g, cluster.Config().GPUs)
 	waiter := g.start("python3-gpu")
 	started = append(started, waiter)
 	ws, req = g.cellAtOnce(waiter, "print('never')")
@@ -174,7 +189,7 @@ spec:
 	ex = ws.Collect(req, 2*time.Minute)
 	assert.Equal(t, "error", ex.Status)
 	assert.Contains(t, ex.EValue, "did not start within 8s", "the error says the deadline passed")
-	assert.Contains(t, ex.EValue, "waiting for a GPU: 0 of 1 nvidia.com/gpu free", "and what it waited for")
+	assert.Contains(t, ex.EValue, fmt.Sprintf("waiting for a GPU: 0 of %d nvidia.com/gpu free", cluster.Config().GPUs), "and what it waited for")
 	assert.Contains(t, ex.EValue, "ask for fewer GPUs (or none), or try again when one is free", "and what to do")
 	k, _ = kernelCR(t, waiter)
 	assert.Equal(t, "StartDeadlineExceeded", k.Status.Reason)
