@@ -341,6 +341,7 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 		r.Recorder.Eventf(k, pod, eventNormal, "PodCreated", "Start", "created pod %s", pod.Name)
 	}
 	k.Status.Pod, k.Status.PodIP, k.Status.StartTime, k.Status.CompletionTime, k.Status.GPUs = pod.Name, "", nil, nil, 0
+	k.Status.State = stateStatus(src.spec, k.Status.State)
 	setStatus(k, ejv1.KernelPending, ReasonPodCreated, fmt.Sprintf("created pod %s", pod.Name))
 	return ctrl.Result{}, nil
 }

@@ -142,6 +142,11 @@ func desiredKernelPod(src kernelSources) (*corev1.Pod, error) {
 			setQuantity(&c.Resources, corev1.ResourceCPU, r.CPU)
 			setQuantity(&c.Resources, corev1.ResourceMemory, r.Memory)
 		}
+		if st := s.Spec.State; st != nil {
+			if err := addStateVolume(&tmpl.Spec, c, st); err != nil {
+				return nil, err
+			}
+		}
 	}
 	c.Env = mergeEnv(c.Env, k.Spec.Env...)
 	if c.Image == "" {
@@ -186,6 +191,43 @@ func desiredKernelPod(src kernelSources) (*corev1.Pod, error) {
 		pod.Spec.EnableServiceLinks = ptr.To(false)
 	}
 	return pod, nil
+}
+
+// addStateVolume mounts the kernelspec's state claim into the kernel container, where the
+// kernel saves its variables before a suspension and loads them when it resumes.
+func addStateVolume(spec *corev1.PodSpec, c *corev1.Container, st *ejv1.KernelState) error {
+	for _, v := range spec.Volumes {
+		if v.Name == ejv1.StateVolumeName {
+			return fmt.Errorf("the template has a volume named %q, which the kernelspec's spec.state needs: rename the template's volume", ejv1.StateVolumeName)
+		}
+	}
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: ejv1.StateVolumeName, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: st.Volume},
+	}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: ejv1.StateVolumeName, MountPath: ejv1.StateMountPath})
+	return nil
+}
+
+// defaultStateMaxBytes is a kernelspec's spec.state.maxBytes when it sets none (256 MiB).
+const defaultStateMaxBytes int64 = 256 << 20
+
+// stateStatus is what a kernel's status says of the state its new pod keeps.
+func stateStatus(ks *ejv1.JupyterKernelSpec, prev *ejv1.KernelStateStatus) *ejv1.KernelStateStatus {
+	out := &ejv1.KernelStateStatus{}
+	if prev != nil {
+		out = prev.DeepCopy()
+	}
+	out.Volume, out.MaxBytes = "", 0
+	if ks != nil && ks.Spec.State != nil {
+		out.Volume, out.MaxBytes = ks.Spec.State.Volume, defaultStateMaxBytes
+		if q := ks.Spec.State.MaxBytes; q != nil {
+			out.MaxBytes = q.Value()
+		}
+	}
+	if *out == (ejv1.KernelStateStatus{}) {
+		return nil
+	}
+	return out
 }
 
 // setQuantity sets a request and the equal limit.

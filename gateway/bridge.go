@@ -379,7 +379,8 @@ func (b *bridge) keepalive() {
 	}
 }
 
-// close ends the bridge: its sockets and websocket close, and its goroutines end.
+// close ends the bridge: its sockets and websocket close, and its goroutines end. Messages it
+// still held wait for its session's next websocket.
 func (b *bridge) close() {
 	b.closeOnce.Do(func() {
 		close(b.done)
@@ -387,7 +388,11 @@ func (b *bridge) close() {
 		b.mu.Lock()
 		b.closed = true
 		c := b.conn
+		held := b.held
+		b.held = nil
 		b.mu.Unlock()
+		b.k.orphan(b.session, held)
+		b.g.log.Debug("websocket closed", "kernel", b.k.id, "session", b.session, "held", len(held))
 		if c != nil {
 			_ = c.Close()
 		}

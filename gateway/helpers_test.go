@@ -54,6 +54,14 @@ func kernelDir(t *testing.T) string {
 	}
 	write("python3", "signal")
 	write("python3-message", "message")
+	// python3-slow takes a few seconds to listen, as a kernel whose pod waits for a GPU does.
+	slow := filepath.Join(dir, "python3-slow")
+	require.NoError(t, os.MkdirAll(slow, 0o755))
+	data, _ := json.Marshal(map[string]any{
+		"argv":         []string{"/bin/sh", "-c", `sleep 3; exec "$0" "$@"`, kerneltest.IPyKernelArgv[0], "-m", "ipykernel_launcher", "-f", "{connection_file}"},
+		"display_name": "Slow Python", "language": "python",
+	})
+	require.NoError(t, os.WriteFile(filepath.Join(slow, "kernel.json"), data, 0o644))
 	return dir
 }
 

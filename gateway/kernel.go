@@ -76,6 +76,10 @@ type kernel struct {
 	state        string                  // the execution state the kernel last reported
 	lastActivity time.Time
 	bridges      map[*bridge]struct{}
+	// orphans are the messages held for websockets that closed before the kernel ran, by
+	// client session: a client that reconnects with its session (Jupyter Server and
+	// JupyterLab do) gets them delivered; they are never delivered to anyone else.
+	orphans      map[string][]*jupyter.Message
 	monitor      *kernelconn.Conn
 	kernelInfo   json.RawMessage // the content of the kernel's last kernel_info_reply
 	// Notes for the notebook, numbered so each bridge tells each one once.
@@ -83,6 +87,9 @@ type kernel struct {
 	suspendSeq  uint64
 	resumeNote  string
 	resumeSeq   uint64
+	// freshResume makes the next resume drop the saved variables (a restart asked for a fresh
+	// interpreter).
+	freshResume bool
 }
 
 func newKernel(g *Gateway, inst *Instance, owner Identity) *kernel {
@@ -192,14 +199,63 @@ func (k *kernel) currentPhase() phase {
 	return k.phase
 }
 
+// maxOrphans bounds the messages a kernel keeps for clients that may reconnect.
+const maxOrphans = 1000
+
+// addBridge adds a client's websocket. One session has one websocket: an older one of the same
+// session is stale (the client reconnected) and is closed; what it held, and what closed
+// websockets of the session held, passes to the new one, in order.
 func (k *kernel) addBridge(b *bridge) bool {
+	k.mu.Lock()
+	if k.phase == phaseRemoved {
+		k.mu.Unlock()
+		return false
+	}
+	var stale []*bridge
+	for o := range k.bridges {
+		if o.session == b.session {
+			stale = append(stale, o)
+			delete(k.bridges, o)
+		}
+	}
+	held := k.orphans[b.session]
+	delete(k.orphans, b.session)
+	k.bridges[b] = struct{}{}
+	k.mu.Unlock()
+	for _, o := range stale {
+		held = append(held, o.takeHeld()...)
+		o.close()
+	}
+	if len(held) > 0 {
+		b.mu.Lock()
+		b.held = append(held, b.held...)
+		b.mu.Unlock()
+		k.g.log.Debug("a reconnected websocket takes over held messages", "kernel", k.id, "session", b.session, "messages", len(held))
+	}
+	return true
+}
+
+// orphan keeps the messages a closed websocket held, for its session's next websocket.
+func (k *kernel) orphan(session string, held []*jupyter.Message) {
+	if len(held) == 0 {
+		return
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.phase == phaseRemoved {
-		return false
+		return
 	}
-	k.bridges[b] = struct{}{}
-	return true
+	if k.orphans == nil {
+		k.orphans = map[string][]*jupyter.Message{}
+	}
+	n := 0
+	for _, msgs := range k.orphans {
+		n += len(msgs)
+	}
+	if n+len(held) > maxOrphans {
+		return
+	}
+	k.orphans[session] = append(k.orphans[session], held...)
 }
 
 func (k *kernel) dropBridge(b *bridge) {

@@ -207,7 +207,9 @@ func (k *kernel) suspend(ctx context.Context, idle time.Duration) error {
 func (k *kernel) restart(ctx context.Context) error {
 	switch k.currentPhase() {
 	case phaseSuspended:
-		k.discardState(ctx)
+		k.mu.Lock()
+		k.freshResume = true
+		k.mu.Unlock()
 		k.wake(false)
 		_, _, err := k.awaitRunning(ctx)
 		return err

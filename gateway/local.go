@@ -35,9 +35,15 @@ type LocalProvisioner struct {
 	Output io.Writer
 	// StopGrace is the time between SIGTERM and SIGKILL (default 5s).
 	StopGrace time.Duration
+	// StateDir, when set, keeps suspended kernels' variables (one snapshot file each); the
+	// kernels need ipykernel.
+	StateDir string
+	// StateMaxBytes bounds a snapshot (0: no bound).
+	StateMaxBytes int64
 
 	mu      sync.Mutex
 	kernels map[string]*localKernel
+	state   localState
 }
 
 type localKernel struct {
@@ -269,6 +275,7 @@ func (p *LocalProvisioner) Shutdown(_ context.Context, id string) error {
 	defer lk.op.Unlock()
 	p.stop(lk)
 	_ = os.Remove(lk.file)
+	p.forgetState(id)
 	return nil
 }
 

@@ -72,6 +72,12 @@ type Provisioner interface {
 	// Report records a kernel's activity where operators can see it (best effort, throttled
 	// by the provisioner).
 	Report(id string, a Activity)
+	// State tells where a kernel keeps its variables across a suspension (false: it keeps
+	// none), as its current process or pod has it.
+	State(ctx context.Context, id string) (StateLocation, bool)
+	// RecordState records what a save or load of a kernel's variables left, so a restarted
+	// gateway knows, and a snapshot left by a deleted kernel is removed.
+	RecordState(ctx context.Context, id string, o StateOutcome) error
 }
 
 // Activity is what the gateway knows of a kernel's use.

@@ -81,3 +81,67 @@ func TestInterruptModeMessageUsesTheControlChannel(t *testing.T) {
 	ex := ws.Collect(req, 30*time.Second)
 	assert.Equal(t, "KeyboardInterrupt", ex.EName)
 }
+
+// TestCellsSentWhileTheKernelStartsAreNeverLost: the start answers at once with the kernel
+// starting; a cell sent at once on a new websocket is held and runs once the kernel is up,
+// with the gateway's line saying what it waited for. A client that reconnects with its session
+// while the kernel starts (Jupyter Server and JupyterLab do, as the page loads) gets the
+// answers to what it sent on the websocket it dropped, and a stale websocket of the same
+// session is replaced rather than left to steal the replies.
+func TestCellsSentWhileTheKernelStartsAreNeverLost(t *testing.T) {
+	gw := startGateway(t, "")
+	start := func() string {
+		var m map[string]any
+		require.Equal(t, 201, jupytertest.API(t, "POST", gw.URL+"/api/kernels", "", map[string]any{"name": "python3-slow"}, &m))
+		assert.Equal(t, "starting", m["execution_state"], "the start answers at once")
+		return m["id"].(string)
+	}
+	url := func(id, session string) string { return gw.URL + "/api/kernels/" + id + "/channels?session_id=" + session }
+
+	t.Run("a cell sent at once", func(t *testing.T) {
+		id := start()
+		ws := jupytertest.DialWSRaw(t, url(id, "s1"), "")
+		ex := ws.Execute("print('held')", time.Minute)
+		assert.Equal(t, "ok", ex.Status)
+		assert.Equal(t, "held\n", ex.Stdout)
+		assert.Contains(t, ex.Stderr, "starting the kernel", "the cell showed what it waited for")
+		assert.Contains(t, ex.Statuses, "starting")
+	})
+
+	t.Run("a stale websocket of the same session is replaced", func(t *testing.T) {
+		id := start()
+		stale := jupytertest.DialWSRaw(t, url(id, "s2"), "")
+		fresh := jupytertest.DialWSRaw(t, url(id, "s2"), "")
+		req := fresh.Send("shell", "execute_request", map[string]any{"code": "print('fresh')", "silent": false})
+		ex := fresh.Collect(req, time.Minute)
+		assert.Equal(t, "fresh\n", ex.Stdout)
+		closed := make(chan struct{})
+		go func() {
+			for range stale.Msgs {
+			}
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the stale websocket of the session stays open")
+		}
+	})
+
+	t.Run("a client reconnecting with its session gets what it sent", func(t *testing.T) {
+		id := start()
+		first := jupytertest.DialWSRaw(t, url(id, "s3"), "")
+		req := first.Send("shell", "execute_request", map[string]any{"code": "print('sent before the drop')", "silent": false})
+		first.WaitStderr(req, "starting the kernel", time.Minute)
+		require.NoError(t, first.WS.Close())
+		again := jupytertest.DialWSRaw(t, url(id, "s3"), "")
+		ex := again.Collect(req, time.Minute)
+		assert.Equal(t, "ok", ex.Status)
+		assert.Equal(t, "sent before the drop\n", ex.Stdout)
+
+		// Another session never gets them.
+		other := jupytertest.DialWSRaw(t, url(id, "s4"), "")
+		ex = other.Execute("print('other')", time.Minute)
+		assert.Equal(t, "other\n", ex.Stdout)
+	})
+}

@@ -127,6 +127,10 @@ type JupyterKernelStatus struct {
 	// +optional
 	Connections int32 `json:"connections,omitempty"`
 
+	// state is where the kernel keeps its variables across a suspension, and its snapshot.
+	// +optional
+	State *KernelStateStatus `json:"state,omitempty"`
+
 	// observedGeneration is the generation of the spec this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -136,6 +140,36 @@ type JupyterKernelStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// KernelStateStatus reports a kernel's saved variables.
+type KernelStateStatus struct {
+	// volume is the PersistentVolumeClaim the kernel's current pod mounts for its state
+	// (written by the controller); empty when it keeps none.
+	// +optional
+	Volume string `json:"volume,omitempty"`
+
+	// maxBytes is the largest snapshot, in bytes (from the kernelspec).
+	// +optional
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+
+	// saved is true while a snapshot of the kernel's variables waits on the volume for the
+	// kernel to resume (written by the gateway). A kernel deleted while saved has its snapshot
+	// removed by the controller before it goes.
+	// +optional
+	Saved bool `json:"saved,omitempty"`
+
+	// savedAt is when the last snapshot was written.
+	// +optional
+	SavedAt *metav1.Time `json:"savedAt,omitempty"`
+
+	// bytes is the size of the last snapshot.
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+
+	// message says what the last save or load kept and lost, as the notebook was told.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // JupyterKernel is one running (or suspended) Jupyter kernel: a pod with its own connection

@@ -66,6 +66,13 @@ type JupyterKernelSpecSpec struct {
 	// +optional
 	InterruptMode InterruptMode `json:"interruptMode,omitempty"`
 
+	// state keeps the user's variables across a suspension: before the gateway frees a culled
+	// kernel's pod (cullPolicy Suspend), it saves the kernel's namespace to this volume, and the
+	// resumed kernel loads it before it runs the next cell. Without it a resumed kernel starts
+	// a fresh interpreter.
+	// +optional
+	State *KernelState `json:"state,omitempty"`
+
 	// metadata is kernel.json's free-form "metadata" object, served to clients unchanged
 	// (for example {"debugger": true}).
 	// +kubebuilder:pruning:PreserveUnknownFields
@@ -95,6 +102,22 @@ type KernelResources struct {
 	// memory is the kernel container's memory request (and limit).
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
+}
+
+// KernelState says where kernels keep their variables across a suspension.
+type KernelState struct {
+	// volume is the name of a PersistentVolumeClaim in the kernel's namespace that holds one
+	// snapshot file per suspended kernel (mounted in kernel pods at
+	// /var/lib/elastic-jupyter/state). Kernels of a team on several nodes need a
+	// ReadWriteMany claim.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Volume string `json:"volume"`
+
+	// maxBytes is the largest snapshot; variables that would make it larger are not kept
+	// (the notebook is told which). Defaults to 256Mi.
+	// +optional
+	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
 }
 
 // JupyterKernelSpecStatus is the observed state of a JupyterKernelSpec.

@@ -60,6 +60,18 @@ const (
 	// kernels waiting for the same GPUs start first come, first served.
 	GPUQueueGate = "kubeflow.tkestack.io/gpu-queue"
 
+	// StateFinalizer holds a JupyterKernel whose saved variables wait on its state volume
+	// until the controller has removed them.
+	StateFinalizer = "kubeflow.tkestack.io/kernel-state"
+	// StateVolumeName is the kernel pod volume of the kernelspec's state claim; it is mounted
+	// at StateMountPath in the kernel container.
+	StateVolumeName = "kernel-state"
+	// StateMountPath is where kernel pods mount their state volume (launcher.DefaultStateDir).
+	StateMountPath = "/var/lib/elastic-jupyter/state"
+	// StateHelperPath is the kernel launcher's state helper in kernel pods (the webhook's
+	// launcher mount, /opt/elastic-jupyter, then launcher.StateHelperFile).
+	StateHelperPath = "/opt/elastic-jupyter/lib/elastic_jupyter_state.py"
+
 	// KernelContainerName is the name of the container that runs the kernel. A pod without a
 	// container of that name has its first container treated as the kernel.
 	KernelContainerName = "kernel"

@@ -328,7 +328,8 @@ type ServerOptions struct {
 	GatewayURL string
 	// GatewayToken is what the server sends the gateway.
 	GatewayToken string
-	// Env are extra variables (KERNEL_USERNAME=alice and KERNEL_LAUNCH_TIMEOUT=60 are set).
+	// Env are extra variables (KERNEL_USERNAME=alice, but for Notebook6, and
+	// KERNEL_LAUNCH_TIMEOUT=60 are set).
 	Env []string
 }
 
@@ -371,8 +372,14 @@ func StartServer(t testing.TB, opts ServerOptions) *JupyterServer {
 	if opts.GatewayToken != "" {
 		args = append(args, "--GatewayClient.auth_token="+opts.GatewayToken)
 	}
-	env := append([]string{"JUPYTER_CONFIG_DIR=" + filepath.Join(inHome, "config"),
-		"JUPYTER_DATA_DIR=" + filepath.Join(inHome, "data"), "KERNEL_USERNAME=alice", "KERNEL_LAUNCH_TIMEOUT=60"}, opts.Env...)
+	env := []string{"JUPYTER_CONFIG_DIR=" + filepath.Join(inHome, "config"), "JUPYTER_DATA_DIR=" + filepath.Join(inHome, "data"), "KERNEL_LAUNCH_TIMEOUT=60"}
+	if !opts.Notebook6 {
+		// Notebook 6.4's gateway client puts ?user= before the kernelspec's name in
+		// /api/kernelspecs/{name} when KERNEL_USERNAME is set, and then fails on the list it
+		// gets back: its users run without it.
+		env = append(env, "KERNEL_USERNAME=alice")
+	}
+	env = append(env, opts.Env...)
 	var cmd *exec.Cmd
 	if opts.Server.rootfs {
 		env = append(env, "HOME="+inHome, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -106,8 +106,10 @@ func TestJupyterLabSession(t *testing.T) {
 		SecondsToOutput float64
 	}
 	b.step(t, "first-cell", &first)
-	assert.NotContains(t, first.StatusAtRun, "| Idle", "the cell was run before the kernel was up")
-	fmt.Printf("e2e: JupyterLab 4: a cell run at once on a new GPU kernel printed %.1f s later\n", first.SecondsToOutput)
+	// Whether the kernel was up by then depends on the machine; TestJupyterLabWaitsForAGPU
+	// runs a cell while the kernel cannot be up.
+	fmt.Printf("e2e: JupyterLab 4: a cell run at once on a new GPU kernel (status bar: %q) printed %.1f s later\n",
+		first.StatusAtRun, first.SecondsToOutput)
 	b.step(t, "interrupted", nil)
 	b.step(t, "restarted", nil)
 	var reopened struct{ Notebook, KernelBefore, KernelAfter string }

@@ -40,7 +40,10 @@ async function openLab(path) {
 }
 
 // newNotebookFromLauncher clicks the launcher tile of the kernel, as a user does, and returns
-// the new notebook's first cell editor.
+// the new notebook's path once JupyterLab knows its kernel's id. (JupyterLab itself drops a
+// cell run in the first tenth of a second or so, while its request for the notebook's
+// session is on its way, whatever the kernels' server: the gateway answers that request at
+// once, while the kernel still starts.)
 async function newNotebookFromLauncher() {
   page = await openLab("/lab?reset");
   const tile = page.locator('.jp-LauncherCard[data-category="Notebook"]', { hasText: kernelName });
@@ -48,7 +51,12 @@ async function newNotebookFromLauncher() {
   await tile.first().click();
   const editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").last();
   await editor.waitFor({ timeout: 60000 });
-  return editor;
+  const path = (await page.title()).split(" - ")[0]; // "Untitled.ipynb - JupyterLab"
+  await page.waitForFunction(async (path) => {
+    const sessions = await (await fetch("/api/sessions")).json();
+    return sessions.some((s) => s.path === path && s.kernel?.id);
+  }, path, { timeout: 60000, polling: 25 });
+  return path;
 }
 
 // run types code into the notebook's last cell and runs it (Shift+Enter), at once.
@@ -82,14 +90,12 @@ async function kernelIdOf(path) {
 
 try {
   if (scenario === "session") {
-    await newNotebookFromLauncher();
+    const nbPath = await newNotebookFromLauncher();
     const statusAtRun = await kernelStatusText();
     const ranAt = seconds();
     await run("print(6*7)");
     await output("42");
     report("first-cell", { statusAtRun, secondsToOutput: seconds() - ranAt });
-    // The tab's title is the notebook's path ("Untitled.ipynb - JupyterLab").
-    const nbPath = (await page.title()).split(" - ")[0];
     note(`notebook ${nbPath}`);
 
     await run("import time\nprint('sleeping', flush=True)\ntime.sleep(60)");
