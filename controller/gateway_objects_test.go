@@ -95,7 +95,7 @@ func TestGatewayPodTemplateIgnoresLiveSettings(t *testing.T) {
 	live := desiredGatewayDeployment(gw(func(g *ejv1.JupyterGateway) {
 		g.Spec.CullIdleTimeout = ptr.To[int32](10)
 		g.Spec.CullInterval = ptr.To[int32](5)
-		g.Spec.CullBusy, g.Spec.CullConnected = true, true
+		g.Spec.CullBusy, g.Spec.CullConnected = true, ptr.To(true)
 		g.Spec.CullPolicy = ejv1.CullPolicySuspend
 		g.Spec.Kernels = []string{"a", "b"}
 		g.Spec.DefaultKernel = ptr.To("a")

@@ -185,7 +185,7 @@ func (r *GPUQueueReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		var queued []queuePod
 		for _, p := range append(gated, inFlight...) {
 			queued = append(queued, queuePod{
-				key: client.ObjectKeyFromObject(p).String(), created: p.CreationTimestamp.Time,
+				key: client.ObjectKeyFromObject(p).String(), created: requestedAt(p),
 				gpus: podResource(p, resource), eligible: eligibleNodes(p, nodes), gated: hasGPUQueueGate(p),
 			})
 		}
@@ -325,6 +325,15 @@ func (r *GPUQueueReconciler) ungate(ctx context.Context, pod *corev1.Pod) error 
 		return fmt.Errorf("releasing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
+}
+
+// requestedAt is when a kernel pod was asked for: the controller's annotation (nanoseconds),
+// else its creation (seconds).
+func requestedAt(pod *corev1.Pod) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, pod.Annotations[ejv1.AnnotationRequestedAt]); err == nil {
+		return t
+	}
+	return pod.CreationTimestamp.Time
 }
 
 func hasGPUQueueGate(pod *corev1.Pod) bool {

@@ -61,21 +61,25 @@ func TestGPUQueueReleasesKernelPodsFirstComeFirstServed(t *testing.T) {
 	}
 	require.NoError(t, k8s.Create(ctx, other))
 
-	// Created one after another; equal creation seconds are ordered by name, as arrival.
-	for _, name := range []string{"k1-first", "k2-second", "k3-third"} {
-		require.NoError(t, k8s.Create(ctx, gatedKernelPod(ns, name, 1)))
+	// Asked for one after another (the controller's annotation, in nanoseconds): the names
+	// sort the other way, and the creation seconds may be equal.
+	base := time.Now()
+	for i, name := range []string{"k3-first", "k2-second", "k1-third"} {
+		p := gatedKernelPod(ns, name, 1)
+		p.Annotations = map[string]string{ejv1.AnnotationRequestedAt: base.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)}
+		require.NoError(t, k8s.Create(ctx, p))
 	}
-	require.Eventually(t, func() bool { return !gateOf(t, ns, "k1-first") }, time.Minute, 50*time.Millisecond, "the first kernel goes to the scheduler")
+	require.Eventually(t, func() bool { return !gateOf(t, ns, "k3-first") }, time.Minute, 50*time.Millisecond, "the first kernel goes to the scheduler")
 	assert.True(t, gateOf(t, ns, "k2-second"), "the second waits: the free GPU is the first's")
-	assert.True(t, gateOf(t, ns, "k3-third"))
+	assert.True(t, gateOf(t, ns, "k1-third"))
 
 	require.NoError(t, k8s.Delete(ctx, other, client.GracePeriodSeconds(0)))
 	require.Eventually(t, func() bool { return !gateOf(t, ns, "k2-second") }, time.Minute, 50*time.Millisecond, "the GPU given back goes to the second")
-	assert.True(t, gateOf(t, ns, "k3-third"), "the third still waits: both GPUs are taken (the first is on its way)")
+	assert.True(t, gateOf(t, ns, "k1-third"), "the third still waits: both GPUs are taken (the first is on its way)")
 
 	// The first kernel ends: its GPU goes to the third.
-	require.NoError(t, k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k1-first"}}, client.GracePeriodSeconds(0)))
-	require.Eventually(t, func() bool { return !gateOf(t, ns, "k3-third") }, time.Minute, 50*time.Millisecond)
+	require.NoError(t, k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k3-first"}}, client.GracePeriodSeconds(0)))
+	require.Eventually(t, func() bool { return !gateOf(t, ns, "k1-third") }, time.Minute, 50*time.Millisecond)
 }
 
 // TestKernelPastItsStartDeadlineFails: a kernel whose pod does not become ready within

@@ -36,6 +36,9 @@ type KernelReconciler struct {
 	Recorder  events.EventRecorder
 	// GPUResources are resource names counted as GPUs besides those containing "gpu".
 	GPUResources []corev1.ResourceName
+	// LauncherImage is the image whose kernel-launcher removes the saved variables of deleted
+	// kernels.
+	LauncherImage string
 
 	// queue tells where kernel pods waiting for GPUs stand, and which kernels to look at
 	// again when that changes.
@@ -72,7 +75,7 @@ func (r *KernelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !k.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // the garbage collector removes the pod and the Secret
+		return r.removeState(ctx, k)
 	}
 	orig := k.DeepCopy()
 	res, err := r.reconcile(ctx, k, orig)
@@ -322,6 +325,7 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 	if err := controllerutil.SetControllerReference(k, pod, r.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
+	pod.Annotations[ejv1.AnnotationRequestedAt] = r.clock().UTC().Format(time.RFC3339Nano)
 	resumed := k.Status.Phase == ejv1.KernelSuspended
 	if err := r.Create(ctx, pod, client.FieldOwner(FieldOwner)); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -342,7 +346,7 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 	}
 	k.Status.Pod, k.Status.PodIP, k.Status.StartTime, k.Status.CompletionTime, k.Status.GPUs = pod.Name, "", nil, nil, 0
 	k.Status.State = stateStatus(src.spec, k.Status.State)
-	setStatus(k, ejv1.KernelPending, ReasonPodCreated, fmt.Sprintf("created pod %s", pod.Name))
+	setStatus(k, ejv1.KernelPending, ReasonPodCreated, "starting the kernel's pod")
 	return ctrl.Result{}, nil
 }
 

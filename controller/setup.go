@@ -39,6 +39,7 @@ import (
 // +kubebuilder:rbac:groups=kubeflow.tkestack.io,resources=jupytergateways/finalizers;jupyterkernels/finalizers;jupyternotebooks/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
@@ -209,7 +210,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	rec := mgr.GetEventRecorder(EventSource)
 	queue := newGPUQueue()
 	reconcilers := []interface{ setup(manager.Manager) error }{
-		&KernelReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, GPUResources: opts.GPUResources, queue: queue},
+		&KernelReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, GPUResources: opts.GPUResources, LauncherImage: opts.GatewayImage, queue: queue},
 		&GPUQueueReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), GPUResources: opts.GPUResources, Disabled: opts.NoGPUQueue, queue: queue},
 		&GatewayReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.GatewayImage},
 		&NotebookReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.NotebookImage},

@@ -75,8 +75,17 @@ type testGateway struct {
 
 func startGateway(t *testing.T, token string) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, token, nil)
+}
+
+// startGatewayWith starts a gateway whose local provisioner setup changes.
+func startGatewayWith(t *testing.T, token string, setup func(*gateway.LocalProvisioner)) *testGateway {
+	t.Helper()
 	settings := &mutableSettings{s: gateway.Settings{CullInterval: time.Hour}}
 	prov := &gateway.LocalProvisioner{RuntimeDir: t.TempDir(), Env: kerneltest.Env(t.TempDir()), Output: jupytertest.LogWriter{T: t}}
+	if setup != nil {
+		setup(prov)
+	}
 	var auth gateway.Authenticator
 	if token != "" {
 		auth = gateway.TokenAuth{Token: token}

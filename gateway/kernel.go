@@ -79,9 +79,9 @@ type kernel struct {
 	// orphans are the messages held for websockets that closed before the kernel ran, by
 	// client session: a client that reconnects with its session (Jupyter Server and
 	// JupyterLab do) gets them delivered; they are never delivered to anyone else.
-	orphans      map[string][]*jupyter.Message
-	monitor      *kernelconn.Conn
-	kernelInfo   json.RawMessage // the content of the kernel's last kernel_info_reply
+	orphans    map[string][]*jupyter.Message
+	monitor    *kernelconn.Conn
+	kernelInfo json.RawMessage // the content of the kernel's last kernel_info_reply
 	// Notes for the notebook, numbered so each bridge tells each one once.
 	suspendNote string
 	suspendSeq  uint64

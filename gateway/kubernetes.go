@@ -160,7 +160,7 @@ func (k *Kubernetes) Settings() Settings {
 // settingsOf converts a JupyterGateway's spec into Settings.
 func settingsOf(gw *ejv1.JupyterGateway) Settings {
 	s := Settings{
-		CullConnected: gw.Spec.CullConnected,
+		CullConnected: cullConnected(gw.Spec.CullConnected, gw.Spec.CullPolicy),
 		CullBusy:      gw.Spec.CullBusy,
 		CullPolicy:    string(gw.Spec.CullPolicy),
 		AllowedEnv:    gw.Spec.AllowedEnv,
@@ -175,6 +175,15 @@ func settingsOf(gw *ejv1.JupyterGateway) Settings {
 		s.LaunchTimeout = time.Duration(*v) * time.Second
 	}
 	return s
+}
+
+// cullConnected is the gateway's cullConnected: as set, else true for cullPolicy Suspend (a
+// suspended kernel comes back with its variables) and false for Delete.
+func cullConnected(set *bool, policy ejv1.CullPolicy) bool {
+	if set != nil {
+		return *set
+	}
+	return policy == ejv1.CullPolicySuspend
 }
 
 // List implements SpecSource: the JupyterKernelSpecs the gateway's spec.kernels names (all of

@@ -16,6 +16,15 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
 )
 
+// GPUs implements Provisioner: the GPUs the kernel's pod holds, as its status says.
+func (k *Kubernetes) GPUs(ctx context.Context, id string) int {
+	jk, err := k.getKernel(ctx, id)
+	if err != nil {
+		return 0
+	}
+	return int(jk.Status.GPUs)
+}
+
 // State implements Provisioner: a kernel keeps its variables where its current pod mounts its
 // kernelspec's state volume, as the controller reports in status.state.
 func (k *Kubernetes) State(ctx context.Context, id string) (StateLocation, bool) {

@@ -184,6 +184,13 @@ func (k *kernel) suspend(ctx context.Context, idle time.Duration) error {
 	k.phase, k.reason = phaseSuspending, ""
 	k.notifyLocked()
 	k.mu.Unlock()
+	freed := "its resources were given back"
+	switch n := k.g.prov.GPUs(ctx, k.id); {
+	case n == 1:
+		freed = "the GPU was given back"
+	case n > 1:
+		freed = fmt.Sprintf("its %d GPUs were given back", n)
+	}
 	kept := k.saveState(ctx, info)
 	if err := k.g.prov.Suspend(ctx, k.id); err != nil {
 		k.run(info)
@@ -192,7 +199,7 @@ func (k *kernel) suspend(ctx context.Context, idle time.Duration) error {
 	k.mu.Lock()
 	if k.phase == phaseSuspending {
 		k.phase, k.info = phaseSuspended, nil
-		k.suspendNote = fmt.Sprintf("idle %s: the GPU was given back; your next cell brings the kernel back %s", humanDuration(idle), kept)
+		k.suspendNote = fmt.Sprintf("idle %s: %s; your next cell brings the kernel back %s", humanDuration(idle), freed, kept)
 		k.suspendSeq++
 		k.notifyLocked()
 	}

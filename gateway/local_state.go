@@ -32,6 +32,9 @@ func (p *LocalProvisioner) stateHelper() (string, error) {
 	return p.state.helper, p.state.err
 }
 
+// GPUs implements Provisioner: local kernels hold none.
+func (p *LocalProvisioner) GPUs(context.Context, string) int { return 0 }
+
 // State implements Provisioner: with StateDir set, every local kernel keeps its variables
 // there.
 func (p *LocalProvisioner) State(_ context.Context, id string) (StateLocation, bool) {

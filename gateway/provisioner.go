@@ -72,6 +72,8 @@ type Provisioner interface {
 	// Report records a kernel's activity where operators can see it (best effort, throttled
 	// by the provisioner).
 	Report(id string, a Activity)
+	// GPUs is the number of GPUs a kernel holds now (what a suspension gives back).
+	GPUs(ctx context.Context, id string) int
 	// State tells where a kernel keeps its variables across a suspension (false: it keeps
 	// none), as its current process or pod has it.
 	State(ctx context.Context, id string) (StateLocation, bool)

@@ -96,7 +96,9 @@ func TestCellsSentWhileTheKernelStartsAreNeverLost(t *testing.T) {
 		assert.Equal(t, "starting", m["execution_state"], "the start answers at once")
 		return m["id"].(string)
 	}
-	url := func(id, session string) string { return gw.URL + "/api/kernels/" + id + "/channels?session_id=" + session }
+	url := func(id, session string) string {
+		return gw.URL + "/api/kernels/" + id + "/channels?session_id=" + session
+	}
 
 	t.Run("a cell sent at once", func(t *testing.T) {
 		id := start()

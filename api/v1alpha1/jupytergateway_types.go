@@ -62,9 +62,11 @@ type JupyterGatewaySpec struct {
 	CullInterval *int32 `json:"cullInterval,omitempty"`
 
 	// cullConnected also culls idle kernels that still have a client connected (a browser
-	// tab left open). Defaults to false, as in Jupyter.
+	// tab left open, which is how most notebooks are left). Defaults to true with cullPolicy
+	// Suspend (the kernel comes back with its variables on the next cell, so the GPU of an
+	// open, idle tab goes back to the cluster) and to false with Delete, as in Jupyter.
 	// +optional
-	CullConnected bool `json:"cullConnected,omitempty"`
+	CullConnected *bool `json:"cullConnected,omitempty"`
 
 	// cullBusy also culls kernels that are busy (running a cell) once nothing has been
 	// heard from them for cullIdleTimeout. Defaults to false, as in Jupyter.

@@ -51,6 +51,10 @@ const (
 	// AnnotationConnectionSecret holds the name of a kernel pod's connection Secret (in the
 	// pod's namespace); the mutating webhook mounts it into the kernel container.
 	AnnotationConnectionSecret = "kubeflow.tkestack.io/connection-secret"
+	// AnnotationRequestedAt holds when a kernel pod was asked for (RFC 3339 with nanoseconds):
+	// the controller sets it as it creates the pod for a start or a resume, and the GPU queue
+	// serves pods in that order (a creation timestamp has only seconds).
+	AnnotationRequestedAt = "kubeflow.tkestack.io/requested-at"
 	// AnnotationLauncherInjected is set by the mutating webhook on a pod it has mutated, so
 	// a second invocation changes nothing.
 	AnnotationLauncherInjected = "kubeflow.tkestack.io/launcher-injected"

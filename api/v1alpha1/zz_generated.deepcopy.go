@@ -143,6 +143,11 @@ func (in *JupyterGatewaySpec) DeepCopyInto(out *JupyterGatewaySpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.CullConnected != nil {
+		in, out := &in.CullConnected, &out.CullConnected
+		*out = new(bool)
+		**out = **in
+	}
 	if in.LaunchTimeout != nil {
 		in, out := &in.LaunchTimeout, &out.LaunchTimeout
 		*out = new(int32)

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
@@ -88,7 +89,7 @@ func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
 		assert.Equal(t, w.policy, gw.Spec.CullPolicy, team)
 		assert.EqualValues(t, 60, *gw.Spec.CullInterval, "%s keeps the default interval", team)
 		assert.False(t, gw.Spec.CullBusy, team)
-		assert.False(t, gw.Spec.CullConnected, team)
+		assert.False(t, ptr.Deref(gw.Spec.CullConnected, false), team)
 		assert.Equal(t, w.kernels, gw.Spec.Kernels, team)
 		assert.Equal(t, w.kernels[0], *gw.Spec.DefaultKernel, team)
 		assert.Equal(t, team, gw.Labels["kubeflow.tkestack.io/team"])
@@ -297,11 +298,11 @@ teams:
 	require.NotNil(t, cpu.Spec.CullIdleTimeout, "cullIdleTimeout: 0 is rendered (the CRD's 0: never cull)")
 	assert.EqualValues(t, 0, *cpu.Spec.CullIdleTimeout, "cullIdleTimeout: 0 over the default 600")
 	assert.False(t, cpu.Spec.CullBusy, "cullBusy: false over the default true")
-	assert.False(t, cpu.Spec.CullConnected, "cullConnected: false over the default true")
+	assert.False(t, ptr.Deref(cpu.Spec.CullConnected, true), "cullConnected: false over the default true")
 	gpu := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-gpu", "gateway")
 	assert.EqualValues(t, 600, *gpu.Spec.CullIdleTimeout, "the other team keeps the defaults")
 	assert.True(t, gpu.Spec.CullBusy, "the other team keeps cullBusy")
-	assert.True(t, gpu.Spec.CullConnected, "the other team keeps cullConnected")
+	assert.True(t, ptr.Deref(gpu.Spec.CullConnected, false), "the other team keeps cullConnected")
 	var namespaces []string
 	for _, ns := range ofKind[corev1.Namespace](t, objs, "Namespace") {
 		namespaces = append(namespaces, ns.Name)

@@ -178,7 +178,6 @@ spec:
 	assert.Equal(t, "Failed", k.Status.Phase)
 	assert.Contains(t, []string{"ContainerCannotRun", "KernelExited"}, k.Status.Reason, "the JupyterKernel keeps the reason: %s", k.Status.Message)
 	assert.Contains(t, k.Status.Message, "/opt/no-such-kernel/bin/kernel")
-	require.Eventually(t, func() bool { return len(kernelPods(t, broken)) == 0 }, time.Minute, 250*time.Millisecond, "its pod is gone at once")
 
 	// Every GPU is held; another GPU kernel passes its 8 s launch timeout waiting.
 	holdGPUs(t, g, cluster.Config().GPUs)

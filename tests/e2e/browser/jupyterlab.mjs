@@ -40,10 +40,10 @@ async function openLab(path) {
 }
 
 // newNotebookFromLauncher clicks the launcher tile of the kernel, as a user does, and returns
-// the new notebook's path once JupyterLab knows its kernel's id. (JupyterLab itself drops a
-// cell run in the first tenth of a second or so, while its request for the notebook's
-// session is on its way, whatever the kernels' server: the gateway answers that request at
-// once, while the kernel still starts.)
+// the new notebook's path once the status bar names its kernel. JupyterLab itself drops a cell
+// run while the status bar still says "No Kernel | Initializing" (its session requests are on
+// their way; a few tenths of a second, whatever serves the kernels); the gateway answers them
+// at once, so from then on, "Starting" until "Idle", a cell waits for the kernel and runs.
 async function newNotebookFromLauncher() {
   page = await openLab("/lab?reset");
   const tile = page.locator('.jp-LauncherCard[data-category="Notebook"]', { hasText: kernelName });
@@ -52,10 +52,10 @@ async function newNotebookFromLauncher() {
   const editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").last();
   await editor.waitFor({ timeout: 60000 });
   const path = (await page.title()).split(" - ")[0]; // "Untitled.ipynb - JupyterLab"
-  await page.waitForFunction(async (path) => {
-    const sessions = await (await fetch("/api/sessions")).json();
-    return sessions.some((s) => s.path === path && s.kernel?.id);
-  }, path, { timeout: 60000, polling: 25 });
+  await page.waitForFunction((name) => {
+    const bar = document.querySelector("#jp-main-statusbar")?.textContent ?? "";
+    return bar.includes(`${name} | `) && !bar.includes("Initializing");
+  }, kernelName, { timeout: 60000, polling: 20 });
   return path;
 }
 
