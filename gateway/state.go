@@ -128,6 +128,9 @@ func (k *kernel) loadState(ctx context.Context, info *jupyter.ConnectionInfo, fr
 	if len(r.Restored) == 1 {
 		note = fmt.Sprintf("resumed: restored 1 variable (%s)", humanBytes(r.Bytes))
 	}
+	if names := listNames(r.Restored); names != "" {
+		note += ": " + names
+	}
 	if lost := append(append([]launcher.StateVar(nil), r.NotKept...), r.Failed...); len(lost) > 0 {
 		note += "; not kept: " + describeVars(lost)
 	}
@@ -193,6 +196,15 @@ func describeVars(vars []launcher.StateVar) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// listNames lists a few names ("x, y, model"), or says how many more there are.
+func listNames(names []string) string {
+	const most = 8
+	if len(names) > most {
+		return strings.Join(names[:most], ", ") + fmt.Sprintf(" and %d more", len(names)-most)
+	}
+	return strings.Join(names, ", ")
 }
 
 // humanBytes writes n as "41 MiB", "512 KiB", "12 B".

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Env is what `make up` writes to Dir/env for shells and tests.
@@ -24,9 +26,16 @@ type Env struct {
 	NotebookToken string
 }
 
-// upQuickstart applies examples/quickstart and waits until the gateway and the notebook server
-// are ready.
+// StateClaim is the quick start's claim where kernels keep their variables while suspended
+// (examples/quickstart/15-state.yaml); make up binds it to a directory of VolumesDir.
+const StateClaim = "kernel-state"
+
+// upQuickstart applies examples/quickstart, with a PersistentVolume for its state claim, and
+// waits until the gateway and the notebook server are ready.
 func (cl *Cluster) upQuickstart(ctx context.Context) error {
+	if err := cl.CreateHostPathVolume(ctx, TeamNamespace+"-"+StateClaim, TeamNamespace, StateClaim, resource.MustParse("10Gi")); err != nil {
+		return err
+	}
 	if err := cl.kubectl(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(cl.cfg.Root, "examples", "quickstart")); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
@@ -152,4 +153,86 @@ func shutDownKernelsOf(t *testing.T, nb *jupytertest.JupyterServer) {
 	for _, k := range list {
 		jupytertest.API(t, "DELETE", nb.URL+"/api/kernels/"+k["id"].(string), nb.Token, nil, nil)
 	}
+}
+
+// TestJupyterLabGivesTheGPUBackWhileTheTabStaysOpen: a user runs x = 41 on a GPU kernel and
+// leaves the tab open. Past the idle threshold the kernel is suspended: the GPU node's
+// allocated GPUs drop, a second user's kernel waiting for a GPU gets it, and the page says the
+// GPU was given back. The next cell, print(x + 1), prints 42 in a new pod, and the page says x
+// was restored.
+func TestJupyterLabGivesTheGPUBackWhileTheTabStaysOpen(t *testing.T) {
+	g := newGatewayClient(t)
+	t.Cleanup(func() { shutDownKernels(t) })
+	saved := gatewaySpec(t)
+	t.Cleanup(func() { restoreGatewaySpec(t, saved) })
+	waitNoGPUHeld(t)
+	gpus := cluster.Config().GPUs
+	holdGPUs(t, g, gpus-1) // the notebook's kernel takes the last GPU
+	patchGatewayJSON(t, `{"spec":{"cullIdleTimeout":10,"cullInterval":1}}`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b := startBrowser(t, ctx, "jupyterlab.mjs", env.NotebookBase, env.NotebookToken, ArtifactsDir, "suspend", gpuKernelName)
+	b.step(t, "ran", nil)
+	mine := notebookKernel(t)
+	before := runningKernelPod(t, mine)
+	assert.Equal(t, gpus, allocatedGPUs(t), "every GPU is in use")
+
+	// A second user asks for a GPU kernel: it waits, then gets the GPU given back.
+	var other []string
+	cleanUpKernels(t, g, &other)
+	second := g.start("python3-gpu")
+	other = append(other, second)
+	ws, req := g.cellAtOnce(second, "print('the second user runs')")
+	ws.WaitStderr(req, "waiting for a GPU", 2*time.Minute)
+
+	var suspended struct{ Line string }
+	b.step(t, "suspended", &suspended)
+	assert.Contains(t, suspended.Line, "the GPU was given back; your next cell brings the kernel back with its variables")
+	require.Eventually(t, func() bool { return len(kernelPods(t, mine)) == 0 }, time.Minute, 250*time.Millisecond, "the suspended kernel's pod is gone")
+	k, _ := kernelCR(t, mine)
+	assert.Equal(t, "Suspended", k.Status.Phase)
+	assert.Zero(t, k.Status.GPUs, "its GPU is free")
+	ex := ws.Collect(req, 3*time.Minute)
+	assert.Equal(t, "the second user runs\n", ex.Stdout, "the second user's kernel got the GPU given back")
+	require.Equal(t, 204, g.api("DELETE", "/api/kernels/"+second, nil, nil)) // and leaves
+
+	var resumed struct {
+		Line            string
+		SecondsToOutput float64
+	}
+	b.step(t, "resumed", &resumed)
+	assert.Contains(t, resumed.Line, "resumed: restored 1 variable", "the page says what came back")
+	assert.Contains(t, resumed.Line, ": x")
+	after := runningKernelPod(t, mine)
+	assert.NotEqual(t, before.UID, after.UID, "x + 1 ran in a new pod")
+	fmt.Printf("e2e: JupyterLab 4: print(x + 1) on the suspended kernel printed 42 %.1f s later, in a new pod\n", resumed.SecondsToOutput)
+}
+
+// notebookKernel is the id of the quick start notebook server's only kernel.
+func notebookKernel(t *testing.T) string {
+	t.Helper()
+	var list []map[string]any
+	require.Equal(t, 200, jupytertest.API(t, "GET", env.NotebookBase+"/api/kernels", env.NotebookToken, nil, &list))
+	require.Len(t, list, 1, "the notebook server has one kernel")
+	return list[0]["id"].(string)
+}
+
+// allocatedGPUs is the number of GPUs the pods bound to the GPU node hold.
+func allocatedGPUs(t *testing.T) int {
+	t.Helper()
+	var list corev1.PodList
+	out := kubectl(t, "get", "pods", "-A", "--field-selector", "spec.nodeName="+cluster.Config().NodeName+"-gpu", "-o", "json")
+	require.NoError(t, json.Unmarshal([]byte(out), &list))
+	n := 0
+	for _, p := range list.Items {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, c := range p.Spec.Containers {
+			q := c.Resources.Limits[gpuResource]
+			n += int(q.Value())
+		}
+	}
+	return n
 }

@@ -281,6 +281,8 @@ func TestGatewayKubernetes(t *testing.T) {
 	ws = g.channels(b)
 	ex = ws.Execute(printDevices, 2*time.Minute)
 	require.Equal(t, "ok", ex.Status, ex.EName)
+	ex = ws.Execute("x = 41", time.Minute)
+	require.Equal(t, "ok", ex.Status, ex.EName)
 	require.NoError(t, ws.WS.Close())
 	patchGateway(t, cullSettings{CullIdleTimeout: int32p(3), CullInterval: int32p(1), CullPolicy: string(ejv1.CullPolicySuspend)})
 	require.Eventually(t, func() bool {
@@ -293,16 +295,26 @@ func TestGatewayKubernetes(t *testing.T) {
 	k, _ := kernelCR(t, b)
 	assert.Zero(t, k.Status.GPUs, "a suspended kernel holds no GPU")
 
-	// Stop culling before resuming, so the resumed kernel is not suspended again under us.
+	k, _ = kernelCR(t, b)
+	require.NotNil(t, k.Status.State, "the kernel keeps state")
+	assert.True(t, k.Status.State.Saved, "its variables wait on the state volume: %+v", k.Status.State)
+
+	// The gateway restarts while the kernel is suspended: the variables still come back.
+	// Culling stops first, so the resumed kernel is not suspended again under us.
 	patchGateway(t, saved.Spec)
+	restarted := readyGatewayPod(t, "")
+	kubectl(t, "-n", devcluster.TeamNamespace, "delete", "pod", "-l", ejv1.LabelComponent+"="+ejv1.ComponentGateway, "--wait=false")
+	readyGatewayPod(t, restarted)
+	require.Eventually(t, func() bool { _, listed := g.listed()[b]; return listed }, 2*time.Minute, 250*time.Millisecond, "the restarted gateway lists kernel %s", b)
 	resumeAt := time.Now()
-	ex = g.executeFirst(b, printDevices, 3*time.Minute)
+	ex = g.executeFirst(b, "import os; print(x + 1, os.environ['NVIDIA_VISIBLE_DEVICES'])", 3*time.Minute)
 	resumed := time.Since(resumeAt)
 	require.Equal(t, "ok", ex.Status, ex.EName)
 	assert.Contains(t, ex.Statuses, "starting", "the client sees the kernel starting again: %v", ex.Statuses)
+	assert.Contains(t, ex.Stderr, "resumed: restored 1 variable", "the cell says what came back")
 	podB2 := runningKernelPod(t, b)
 	assert.NotEqual(t, podB.UID, podB2.UID, "the resumed kernel runs in a new pod")
-	assert.Equal(t, devnode.DeviceID(podB2.Spec.NodeName, gpuResource, 0), strings.TrimSpace(ex.Stdout))
+	assert.Equal(t, "42 "+devnode.DeviceID(podB2.Spec.NodeName, gpuResource, 0), strings.TrimSpace(ex.Stdout), "x came back across the suspension and the gateway's restart")
 	model = g.listed()[b]
 	assert.Equal(t, false, model["suspended"], "resumed: %v", model)
 	fmt.Printf("e2e: the gateway's restart took %s until it listed the running kernel again; a suspended GPU kernel answered its first execute %s after it was sent\n",

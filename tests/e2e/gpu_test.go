@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/devcluster"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 )
@@ -32,12 +33,13 @@ type kernelStatus struct {
 		Name string `json:"name"`
 	} `json:"metadata"`
 	Status struct {
-		Phase         string `json:"phase"`
-		Reason        string `json:"reason"`
-		Message       string `json:"message"`
-		QueuePosition int    `json:"queuePosition"`
-		Pod           string `json:"pod"`
-		GPUs          int    `json:"gpus"`
+		Phase         string                  `json:"phase"`
+		Reason        string                  `json:"reason"`
+		Message       string                  `json:"message"`
+		QueuePosition int                     `json:"queuePosition"`
+		Pod           string                  `json:"pod"`
+		GPUs          int                     `json:"gpus"`
+		State         *ejv1.KernelStateStatus `json:"state"`
 	} `json:"status"`
 }
 

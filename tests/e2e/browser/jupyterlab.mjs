@@ -10,6 +10,9 @@
 //   gpu-wait  open a notebook on the kernel while every GPU is held, run a cell at once; print
 //             {"step":"waiting","line":...} once the page shows the wait, then wait for a line on
 //             stdin (the test frees a GPU) and for the cell's output.
+//   suspend   run x = 41 and leave the tab open; once the page says the kernel was suspended
+//             ({"step":"suspended","line":...}), run print(x + 1) and wait for 42 and the
+//             line saying what was restored ({"step":"resumed",...}).
 //
 // playwright-core comes from NODE_PATH (hack/tools.sh installs it into the cache).
 import { createRequire } from "node:module";
@@ -142,6 +145,23 @@ try {
     await output("got a GPU", 180000);
     report("ran", { secondsAfterFree: seconds() - freedAt });
     await page.screenshot({ path: `${artifacts}/jupyterlab-got-a-gpu.png`, fullPage: true });
+  } else if (scenario === "suspend") {
+    const nbPath = await newNotebookFromLauncher();
+    await run("x = 41\nprint('x is set')");
+    await output("x is set");
+    report("ran", { notebook: nbPath });
+    // The user leaves the tab open and goes away.
+    const suspended = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output", { hasText: "given back" }).first();
+    await suspended.waitFor({ timeout: 300000 });
+    await page.screenshot({ path: `${artifacts}/jupyterlab-suspended.png`, fullPage: true });
+    report("suspended", { line: (await suspended.textContent())?.trim(), status: await kernelStatusText() });
+    const ranAt = seconds();
+    await run("print(x + 1)");
+    await output("42", 300000);
+    const resumed = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output", { hasText: "resumed" }).last();
+    await resumed.waitFor({ timeout: 60000 });
+    await page.screenshot({ path: `${artifacts}/jupyterlab-resumed.png`, fullPage: true });
+    report("resumed", { line: (await resumed.textContent())?.trim(), secondsToOutput: seconds() - ranAt });
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }
