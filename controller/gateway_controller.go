@@ -60,6 +60,8 @@ func (r *GatewayReconciler) setup(mgr manager.Manager) error {
 		Watches(&rbacv1.Role{}, handler.EnqueueRequestsFromMapFunc(gatewayOfRBAC)).
 		Watches(&rbacv1.RoleBinding{}, handler.EnqueueRequestsFromMapFunc(gatewayOfRBAC)).
 		Watches(&ejv1.JupyterKernel{}, handler.EnqueueRequestsFromMapFunc(gatewayOfKernel), builder.WithPredicates(kernelCountChanged())).
+		Watches(&ejv1.JupyterNotebook{}, handler.EnqueueRequestsFromMapFunc(gatewayOfNotebook)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(gatewayOfCredential)).
 		Complete(r)
 }
 
@@ -129,6 +131,17 @@ func (r *GatewayReconciler) patchFinalizer(ctx context.Context, gw *ejv1.Jupyter
 func (r *GatewayReconciler) ensureObjects(ctx context.Context, gw *ejv1.JupyterGateway) (string, error) {
 	if gatewayAuthEnabled(gw) {
 		if err := r.ensureToken(ctx, gw); err != nil {
+			return ReasonReconcileFailed, err
+		}
+		creds, err := r.notebookCredentials(ctx, gw)
+		if err != nil {
+			return ReasonReconcileFailed, err
+		}
+		secret, err := desiredGatewayCredentials(gw, creds)
+		if err != nil {
+			return ReasonReconcileFailed, err
+		}
+		if err := r.applyOwned(ctx, gw, secret); err != nil {
 			return ReasonReconcileFailed, err
 		}
 	}

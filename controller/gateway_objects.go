@@ -127,6 +127,13 @@ func desiredGatewayRBAC(gw *ejv1.JupyterGateway) ([]*rbacv1.Role, []*rbacv1.Role
 	kns := gatewayKernelNamespace(gw)
 	rules := map[string][]rbacv1.PolicyRule{}
 	rules[gw.Namespace] = append(rules[gw.Namespace], gatewaySelfRules...)
+	if gatewayAuthEnabled(gw) {
+		// Its notebooks' credentials (their tokens' hashes), and no other Secret of its namespace.
+		rules[gw.Namespace] = append(rules[gw.Namespace], rbacv1.PolicyRule{
+			APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"},
+			ResourceNames: []string{ejv1.GatewayCredentialsSecretName(gw.Name)},
+		})
+	}
 	rules[kns] = append(rules[kns], gatewayKernelRules...)
 	nss := []string{gw.Namespace}
 	if kns != gw.Namespace {

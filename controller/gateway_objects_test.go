@@ -117,14 +117,14 @@ func TestDesiredGatewayRBAC(t *testing.T) {
 		{
 			name:     "kernels in the gateway's namespace: one Role",
 			gw:       gw(nil),
-			roles:    map[string][]rbacv1.PolicyRule{"ns/elastic-jupyter-gateway-team": append(append([]rbacv1.PolicyRule(nil), gatewaySelfRules...), gatewayKernelRules...)},
+			roles:    map[string][]rbacv1.PolicyRule{"ns/elastic-jupyter-gateway-team": append(append(append([]rbacv1.PolicyRule(nil), gatewaySelfRules...), credentialsRule), gatewayKernelRules...)},
 			bindings: map[string]rbacv1.RoleRef{"ns/elastic-jupyter-gateway-team": {APIGroup: rbacv1.GroupName, Kind: "Role", Name: "elastic-jupyter-gateway-team"}},
 		},
 		{
 			name: "kernels elsewhere: a Role in each namespace",
 			gw:   gw(func(g *ejv1.JupyterGateway) { g.Spec.KernelNamespace = "kernels" }),
 			roles: map[string][]rbacv1.PolicyRule{
-				"ns/elastic-jupyter-gateway-team":         gatewaySelfRules,
+				"ns/elastic-jupyter-gateway-team":         append(append([]rbacv1.PolicyRule(nil), gatewaySelfRules...), credentialsRule),
 				"kernels/elastic-jupyter-gateway-ns.team": gatewayKernelRules,
 			},
 			bindings: map[string]rbacv1.RoleRef{
@@ -158,7 +158,7 @@ func TestDesiredGatewayRBAC(t *testing.T) {
 				for _, rule := range r.Rules {
 					assert.NotContains(t, rule.Verbs, "*")
 					assert.NotContains(t, rule.Resources, "*")
-					if len(rule.Resources) == 1 && rule.Resources[0] == "secrets" {
+					if len(rule.Resources) == 1 && rule.Resources[0] == "secrets" && len(rule.ResourceNames) == 0 {
 						assert.Equal(t, []string{"get"}, rule.Verbs, "secrets are read one by one, never listed")
 					}
 				}
@@ -173,6 +173,10 @@ func TestDesiredGatewayRBAC(t *testing.T) {
 		})
 	}
 }
+
+// credentialsRule is what a gateway reads of its namespace's Secrets: its credentials Secret,
+// by name, and nothing else.
+var credentialsRule = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: []string{"team-credentials"}}
 
 func TestGatewayTokenSecret(t *testing.T) {
 	s, err := newGatewayTokenSecret(gw(nil))

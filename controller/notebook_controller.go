@@ -118,6 +118,8 @@ func (r *NotebookReconciler) ensure(ctx context.Context, nb *ejv1.JupyterNoteboo
 		if res, b, err := r.ensureAuth(ctx, nb); err != nil || b != nil {
 			return res, b, err
 		}
+	}
+	if notebookNeedsConfig(nb, gwInfo) {
 		if err := r.applyOwned(ctx, nb, desiredNotebookConfig(nb)); err != nil {
 			return ctrl.Result{}, nil, err
 		}
@@ -150,29 +152,32 @@ func (r *NotebookReconciler) gateway(ctx context.Context, nb *ejv1.JupyterNotebo
 	if !gatewayAuthEnabled(gw) {
 		return info, ctrl.Result{}, nil, nil
 	}
-	src := GatewayTokenSecretName(gw)
-	if key.Namespace == nb.Namespace {
-		info.TokenSecret = src
-		return info, ctrl.Result{}, nil, nil
-	}
-	// Another namespace: the pod can only read Secrets of its own, so the notebook gets a copy.
+	// The notebook's own credential: the gateway knows who calls it, and one notebook's token
+	// reaches no other notebook's kernels.
+	name := nb.Name + NotebookGatewayTokenSuffix
 	s := &corev1.Secret{}
-	skey := types.NamespacedName{Namespace: key.Namespace, Name: src}
+	skey := types.NamespacedName{Namespace: nb.Namespace, Name: name}
 	err := r.Get(ctx, skey, s)
 	if apierrors.IsNotFound(err) {
 		err = r.APIReader.Get(ctx, skey, s)
 	}
-	if apierrors.IsNotFound(err) || (err == nil && len(s.Data[TokenKey]) == 0) {
-		return nil, ctrl.Result{RequeueAfter: retryMissing}, &blocker{ReasonGatewayTokenAbsent, fmt.Sprintf("the token Secret %s of gateway %s has no key %q yet", skey, key, TokenKey)}, nil
+	switch {
+	case err == nil && s.Annotations[ejv1.AnnotationCredential] == CredentialNotebook && len(s.Data[TokenKey]) > 0:
+	case err == nil || apierrors.IsNotFound(err):
+		// Missing, or an older installation's copy of the shared gateway token: a token of
+		// its own replaces it.
+		desired, terr := newNotebookGatewayToken(nb, key)
+		if terr != nil {
+			return nil, ctrl.Result{}, nil, terr
+		}
+		if err := r.applyOwned(ctx, nb, desired); err != nil {
+			return nil, ctrl.Result{}, nil, err
+		}
+		logf.FromContext(ctx).Info("gave the notebook a gateway token of its own", "secret", name, "gateway", key)
+	default:
+		return nil, ctrl.Result{}, nil, fmt.Errorf("reading the notebook's gateway token secret %s: %w", skey, err)
 	}
-	if err != nil {
-		return nil, ctrl.Result{}, nil, fmt.Errorf("reading the gateway's token secret %s: %w", skey, err)
-	}
-	cp := desiredNotebookGatewayToken(nb, s.Data[TokenKey])
-	if err := r.applyOwned(ctx, nb, cp); err != nil {
-		return nil, ctrl.Result{}, nil, err
-	}
-	info.TokenSecret = cp.Name
+	info.TokenSecret = name
 	return info, ctrl.Result{}, nil, nil
 }
 

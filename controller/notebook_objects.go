@@ -25,6 +25,12 @@ const (
 	// NotebookAuthSecretSuffix is appended to a notebook's name to name the auth Secret the
 	// controller makes.
 	NotebookAuthSecretSuffix = "-auth"
+	// NotebookGatewayTokenDir is where a notebook's own gateway token Secret is mounted; the
+	// notebook's Jupyter configuration reads it from the file GatewayTokenFileName there.
+	NotebookGatewayTokenDir = "/var/run/elastic-jupyter/gateway-token"
+	// EnvGatewayTokenFile holds the path of the notebook's gateway token file (a path, not the
+	// token).
+	EnvGatewayTokenFile = "JUPYTER_GATEWAY_AUTH_TOKEN_FILE"
 	// NotebookGatewayTokenSuffix is appended to a notebook's name to name its copy of a
 	// gateway token from another namespace.
 	NotebookGatewayTokenSuffix = "-gateway-token"
@@ -67,11 +73,18 @@ var notebookNoAuthArgs = []string{
 }
 
 // notebookPasswordConfig is the Jupyter configuration that takes the password from the
-// environment (from the auth Secret), so it is never an argument. A plain password is hashed
-// at start; a hash (argon2:..., sha1:...) is used as it is.
+// environment (from the auth Secret), so it is never an argument, and the gateway token from
+// its file (the notebook's own credential), so it is in neither an argument nor the
+// environment. A plain password is hashed at start; a hash (argon2:..., sha1:...) is used as
+// it is.
 const notebookPasswordConfig = `# Written by elastic-jupyter: the password comes from the notebook's auth Secret through
-# the environment, never from an argument.
+# the environment, the gateway token from the notebook's own token file, never from an argument.
 import os
+
+_token_file = os.environ.get("JUPYTER_GATEWAY_AUTH_TOKEN_FILE", "")
+if _token_file and os.path.exists(_token_file):
+    with open(_token_file) as _f:
+        c.GatewayClient.auth_token = _f.read().strip()
 
 _password = os.environ.get("JUPYTER_PASSWORD", "")
 if _password:
@@ -195,7 +208,12 @@ func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *noteb
 			corev1.EnvVar{Name: EnvLaunchTimeout, Value: strconv.Itoa(int(gw.LaunchTimeout))},
 		)
 		if gw.TokenSecret != "" {
-			env = append(env, secretEnv(EnvGatewayToken, gw.TokenSecret, TokenKey, false))
+			// The notebook's own credential, as a file its configuration reads.
+			env = append(env, corev1.EnvVar{Name: EnvGatewayTokenFile, Value: NotebookGatewayTokenDir + "/" + TokenKey})
+			c.VolumeMounts = mergeMounts(c.VolumeMounts, corev1.VolumeMount{Name: "gateway-token", MountPath: NotebookGatewayTokenDir, ReadOnly: true})
+			tmpl.Spec.Volumes = mergeVolumes(tmpl.Spec.Volumes, corev1.Volume{Name: "gateway-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: gw.TokenSecret, Items: []corev1.KeyToPath{{Key: TokenKey, Path: TokenKey}}, DefaultMode: ptr.To[int32](0o440),
+			}}})
 		}
 	}
 	if notebookAuthEnabled(nb) {
@@ -203,14 +221,16 @@ func desiredNotebookDeployment(nb *ejv1.JupyterNotebook, image string, gw *noteb
 		env = append(env,
 			secretEnv(EnvNotebookToken, secret, TokenKey, true),
 			secretEnv(EnvNotebookPassword, secret, PasswordKey, true),
-			corev1.EnvVar{Name: EnvJupyterConfig, Value: NotebookConfigDir},
 		)
+	} else {
+		c.Args = append(c.Args, notebookNoAuthArgs...)
+	}
+	if notebookNeedsConfig(nb, gw) {
+		env = append(env, corev1.EnvVar{Name: EnvJupyterConfig, Value: NotebookConfigDir})
 		c.VolumeMounts = mergeMounts(c.VolumeMounts, corev1.VolumeMount{Name: "elastic-jupyter-config", MountPath: NotebookConfigDir, ReadOnly: true})
 		tmpl.Spec.Volumes = mergeVolumes(tmpl.Spec.Volumes, corev1.Volume{Name: "elastic-jupyter-config", VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: nb.Name + NotebookConfigSuffix}},
 		}})
-	} else {
-		c.Args = append(c.Args, notebookNoAuthArgs...)
 	}
 	c.Env = mergeEnv(c.Env, env...)
 
@@ -253,15 +273,48 @@ func defaultNotebookTemplate(image string) *corev1.PodTemplateSpec {
 	}}
 }
 
-// desiredNotebookGatewayToken is the notebook's copy of a gateway token from another
-// namespace.
-func desiredNotebookGatewayToken(nb *ejv1.JupyterNotebook, token []byte) *corev1.Secret {
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: nb.Name + NotebookGatewayTokenSuffix, Namespace: nb.Namespace, Labels: commonLabels(ejv1.ComponentNotebook, nb.Name)},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{TokenKey: token},
-	}
+// notebookNeedsConfig reports whether the notebook gets the controller's Jupyter
+// configuration: for its password, or for its gateway token file.
+func notebookNeedsConfig(nb *ejv1.JupyterNotebook, gw *notebookGateway) bool {
+	return notebookAuthEnabled(nb) || gw != nil && gw.TokenSecret != ""
 }
+
+// NotebookUser is the user a notebook server is for: spec.user, else its user label, else its
+// name.
+func NotebookUser(nb *ejv1.JupyterNotebook) string {
+	if nb.Spec.User != "" {
+		return nb.Spec.User
+	}
+	if u := nb.Labels[ejv1.LabelUser]; u != "" {
+		return u
+	}
+	return nb.Name
+}
+
+// NotebookIdentity names a notebook server to its gateway: "<namespace>/<name>".
+func NotebookIdentity(nb *ejv1.JupyterNotebook) string { return nb.Namespace + "/" + nb.Name }
+
+// newNotebookGatewayToken is the notebook's own credential for its gateway: a random token (32
+// bytes, hex), labelled with the gateway, which learns its hash, never the token.
+func newNotebookGatewayToken(nb *ejv1.JupyterNotebook, gw types.NamespacedName) (*corev1.Secret, error) {
+	token, err := randomHex(32)
+	if err != nil {
+		return nil, err
+	}
+	labels := commonLabels(ejv1.ComponentNotebook, nb.Name)
+	labels[ejv1.LabelGateway] = gw.Name
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: nb.Name + NotebookGatewayTokenSuffix, Namespace: nb.Namespace, Labels: labels,
+			Annotations: map[string]string{ejv1.AnnotationGatewayNamespace: gw.Namespace, ejv1.AnnotationCredential: CredentialNotebook},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{TokenKey: []byte(token)},
+	}, nil
+}
+
+// CredentialNotebook is the AnnotationCredential value of a notebook's own gateway token.
+const CredentialNotebook = "notebook"
 
 func secretEnv(name, secret, key string, optional bool) corev1.EnvVar {
 	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}

@@ -43,13 +43,21 @@ func TestDesiredNotebookDeployment(t *testing.T) {
 				e := env(c)
 				assert.Equal(t, "http://gw.default.svc:8888", e[EnvGatewayURL].Value)
 				assert.Equal(t, "330", e[EnvGatewayTimeout].Value)
-				assert.Equal(t, "gw-token", e[EnvGatewayToken].ValueFrom.SecretKeyRef.Name)
-				assert.Equal(t, "token", e[EnvGatewayToken].ValueFrom.SecretKeyRef.Key)
-				assert.Nil(t, e[EnvGatewayToken].ValueFrom.SecretKeyRef.Optional, "the gateway token must be there")
+				assert.NotContains(t, e, EnvGatewayToken, "the gateway token is in no environment variable")
+				assert.Equal(t, NotebookGatewayTokenDir+"/token", e[EnvGatewayTokenFile].Value, "but in a file")
 				assert.NotContains(t, e, EnvNotebookToken)
 				assert.Equal(t, notebookCommand, c.Command)
 				assert.Equal(t, notebookNoAuthArgs, c.Args)
-				assert.Empty(t, ps.Volumes)
+				vols := map[string]corev1.Volume{}
+				for _, v := range ps.Volumes {
+					vols[v.Name] = v
+				}
+				require.Contains(t, vols, "gateway-token")
+				assert.Equal(t, "gw-token", vols["gateway-token"].Secret.SecretName, "the notebook's own gateway token Secret")
+				assert.Equal(t, []corev1.KeyToPath{{Key: "token", Path: "token"}}, vols["gateway-token"].Secret.Items)
+				assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "gateway-token", MountPath: NotebookGatewayTokenDir, ReadOnly: true})
+				assert.Equal(t, NotebookConfigDir, e[EnvJupyterConfig].Value, "its configuration reads the token file")
+				assert.Equal(t, "jupyternotebook-elastic-config", vols["elastic-jupyter-config"].ConfigMap.Name)
 			},
 		},
 		{

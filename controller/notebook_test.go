@@ -2,6 +2,9 @@ package controller_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,10 +83,12 @@ func TestOriginalManifestsMakeTheOriginalDeploymentsAndServices(t *testing.T) {
 	url := envVar(c, "JUPYTER_GATEWAY_URL")
 	require.NotNil(t, url, "the notebook is pointed at its gateway")
 	assert.Equal(t, "http://jupytergateway-elastic.default.svc:8888", url.Value)
-	tok := envVar(c, "JUPYTER_GATEWAY_AUTH_TOKEN")
-	require.NotNil(t, tok)
-	require.NotNil(t, tok.ValueFrom.SecretKeyRef, "the gateway token comes from its Secret")
-	assert.Equal(t, "jupytergateway-elastic-token", tok.ValueFrom.SecretKeyRef.Name)
+	assert.Nil(t, envVar(c, "JUPYTER_GATEWAY_AUTH_TOKEN"), "the gateway token is in no environment variable")
+	file := envVar(c, controller.EnvGatewayTokenFile)
+	require.NotNil(t, file, "the notebook reads its own gateway token from a file")
+	assert.Equal(t, controller.NotebookGatewayTokenDir+"/token", file.Value)
+	own := exists(t, "default", "jupyternotebook-elastic-gateway-token", &corev1.Secret{})
+	assertControlledBy(t, own, nb)
 	assert.Equal(t, "example.com/notebook:test", c.Image, "the controller's --notebook-image is the default")
 	assert.Equal(t, []string{"jupyter", "notebook", "--ip=$(NOTEBOOK_IP)", "--port=8888", "--no-browser"}, c.Command)
 	assert.Contains(t, c.Env, corev1.EnvVar{Name: controller.EnvNotebookIP, Value: "0.0.0.0"},
@@ -148,12 +153,17 @@ func TestNotebookAuthSecrets(t *testing.T) {
 	assert.Nil(t, metav1.GetControllerOf(mine), "a Secret of the user's is not taken over")
 }
 
-func TestNotebookWithAGatewayInAnotherNamespaceGetsACopyOfItsToken(t *testing.T) {
+// TestEachNotebookHasItsOwnGatewayToken: a notebook of another namespace than its gateway's,
+// and one of the gateway's own, each get a token of their own (never the gateway's shared
+// one), mounted as a file; the gateway's credentials Secret holds each token's hash and who
+// the notebook is for, and follows the notebooks as they come and go.
+func TestEachNotebookHasItsOwnGatewayToken(t *testing.T) {
 	ctx := context.Background()
 	gwNS, nbNS := newNamespace(t), newNamespace(t)
 	require.NoError(t, k8s.Create(ctx, newGateway(gwNS, "shared")))
 	nb := &ejv1.JupyterNotebook{ObjectMeta: metav1.ObjectMeta{Name: "bob", Namespace: nbNS}}
 	nb.Spec.Gateway = &corev1.ObjectReference{Name: "shared", Namespace: gwNS}
+	nb.Spec.User = "bob@example.com"
 	nb.Spec.Template = &corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"user": "bob"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
@@ -163,13 +173,20 @@ func TestNotebookWithAGatewayInAnotherNamespaceGetsACopyOfItsToken(t *testing.T)
 		}}},
 	}
 	require.NoError(t, k8s.Create(ctx, nb))
+	local := &ejv1.JupyterNotebook{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: gwNS, Labels: map[string]string{ejv1.LabelUser: "alice"}}}
+	local.Spec.Gateway = &corev1.ObjectReference{Name: "shared"}
+	require.NoError(t, k8s.Create(ctx, local))
 
-	src := exists(t, gwNS, "shared-token", &corev1.Secret{})
-	cp := eventually(t, client.ObjectKey{Namespace: nbNS, Name: "bob-gateway-token"}, &corev1.Secret{}, func(s *corev1.Secret) bool {
+	shared := exists(t, gwNS, "shared-token", &corev1.Secret{})
+	bobTok := eventually(t, client.ObjectKey{Namespace: nbNS, Name: "bob-gateway-token"}, &corev1.Secret{}, func(s *corev1.Secret) bool {
 		return len(s.Data["token"]) > 0
-	}, "the notebook gets a copy of the gateway's token")
-	assert.Equal(t, src.Data["token"], cp.Data["token"])
-	assertControlledBy(t, cp, nb)
+	}, "bob's notebook gets a gateway token of its own")
+	aliceTok := eventually(t, client.ObjectKey{Namespace: gwNS, Name: "alice-gateway-token"}, &corev1.Secret{}, func(s *corev1.Secret) bool {
+		return len(s.Data["token"]) > 0
+	}, "so does alice's, in the gateway's namespace")
+	assert.NotEqual(t, shared.Data["token"], bobTok.Data["token"], "not the gateway's shared token")
+	assert.NotEqual(t, aliceTok.Data["token"], bobTok.Data["token"])
+	assertControlledBy(t, bobTok, nb)
 
 	d := exists(t, nbNS, "bob", &appsv1.Deployment{})
 	tmpl := d.Spec.Template
@@ -179,8 +196,26 @@ func TestNotebookWithAGatewayInAnotherNamespaceGetsACopyOfItsToken(t *testing.T)
 	assert.Equal(t, "500m", c.Resources.Requests.Cpu().String(), "the template's resources win")
 	assert.Equal(t, "256Mi", c.Resources.Requests.Memory().String(), "defaults fill in the rest")
 	assert.Equal(t, "http://shared."+gwNS+".svc:8888", envVar(c, "JUPYTER_GATEWAY_URL").Value)
-	assert.Equal(t, "bob-gateway-token", envVar(c, "JUPYTER_GATEWAY_AUTH_TOKEN").ValueFrom.SecretKeyRef.Name)
-	assertNotIn(t, d, string(src.Data["token"]))
+	assert.Equal(t, controller.NotebookGatewayTokenDir+"/token", envVar(c, controller.EnvGatewayTokenFile).Value)
+	assertNotIn(t, d, string(shared.Data["token"]), string(bobTok.Data["token"]))
+
+	hash := func(tok []byte) string { sum := sha256.Sum256(tok); return hex.EncodeToString(sum[:]) }
+	creds := eventually(t, client.ObjectKey{Namespace: gwNS, Name: "shared-credentials"}, &corev1.Secret{}, func(s *corev1.Secret) bool {
+		return len(s.Data) == 2
+	}, "the gateway's credentials list both notebooks")
+	var bob, alice ejv1.GatewayCredential
+	require.NoError(t, json.Unmarshal(creds.Data[nbNS+".bob"], &bob))
+	require.NoError(t, json.Unmarshal(creds.Data[gwNS+".alice"], &alice))
+	assert.Equal(t, ejv1.GatewayCredential{SHA256: hash(bobTok.Data["token"]), Identity: nbNS + "/bob", User: "bob@example.com"}, bob)
+	assert.Equal(t, ejv1.GatewayCredential{SHA256: hash(aliceTok.Data["token"]), Identity: gwNS + "/alice", User: "alice"}, alice, "the user label")
+	assertNotIn(t, creds, string(bobTok.Data["token"]), string(aliceTok.Data["token"]))
+	assertControlledBy(t, creds, exists(t, gwNS, "shared", &ejv1.JupyterGateway{}))
+
+	require.NoError(t, k8s.Delete(ctx, nb))
+	eventually(t, client.ObjectKeyFromObject(creds), &corev1.Secret{}, func(s *corev1.Secret) bool {
+		_, still := s.Data[nbNS+".bob"]
+		return len(s.Data) == 1 && !still
+	}, "a deleted notebook's credential goes")
 }
 
 func TestNotebookWaitsForItsGateway(t *testing.T) {

@@ -37,18 +37,26 @@ import (
 // Debian's notebook 6.4, against a real gateway holding the token from the gateway's Secret.
 // Only what needs a cluster is mapped: the gateway's Service URL, the port, the mount path.
 
-// startGateway serves a gateway with local kernels and the token of gw's Secret.
-func startGateway(t *testing.T, gw *ejv1.JupyterGateway) string {
+// startGateway serves a gateway with local kernels, the token of gw's Secret (the admin's) and
+// the credentials the controller keeps for its notebooks (notebooks, each a non-nil
+// notebook's credential to wait for).
+func startGateway(t *testing.T, gw *ejv1.JupyterGateway, notebooks ...*ejv1.JupyterNotebook) string {
 	t.Helper()
 	secret := exists(t, gw.Namespace, controller.GatewayTokenSecretName(gw), &corev1.Secret{})
 	token := string(secret.Data[controller.TokenKey])
 	require.NotEmpty(t, token)
+	auth := gateway.NewCredentialAuth(token)
+	if len(notebooks) > 0 {
+		creds := eventually(t, client.ObjectKey{Namespace: gw.Namespace, Name: ejv1.GatewayCredentialsSecretName(gw.Name)}, &corev1.Secret{},
+			func(s *corev1.Secret) bool { return len(s.Data) >= len(notebooks) }, "the gateway's credentials list the notebooks")
+		auth.Update(creds)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	lp := &gateway.LocalProvisioner{RuntimeDir: t.TempDir(), Env: kerneltest.Env(t.TempDir())}
 	g := gateway.New(gateway.Options{
-		Auth: gateway.TokenAuth{Token: token}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Provisioner: lp,
+		Auth: auth, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Provisioner: lp,
 		Specs:    &gateway.DirSpecSource{Dirs: []string{"/usr/share/jupyter/kernels"}},
 		Settings: gateway.StaticSettings{},
 	})
@@ -78,17 +86,27 @@ func runNotebook(t *testing.T, d *appsv1.Deployment, gatewayURL string) string {
 		require.NoError(t, os.Chown(home, uid, gid))
 	}
 
-	// Volumes: the ConfigMaps, at their mount paths mapped under dir.
+	// Volumes: the ConfigMaps and Secrets, at their mount paths mapped under dir.
 	mounts := map[string]string{}
 	for _, v := range spec.Volumes {
-		if v.ConfigMap == nil {
+		files := map[string][]byte{}
+		switch {
+		case v.ConfigMap != nil:
+			for k, data := range exists(t, d.Namespace, v.ConfigMap.Name, &corev1.ConfigMap{}).Data {
+				files[k] = []byte(data)
+			}
+		case v.Secret != nil:
+			s := exists(t, d.Namespace, v.Secret.SecretName, &corev1.Secret{})
+			for _, item := range v.Secret.Items {
+				files[item.Path] = s.Data[item.Key]
+			}
+		default:
 			continue
 		}
-		cm := exists(t, d.Namespace, v.ConfigMap.Name, &corev1.ConfigMap{})
 		p := filepath.Join(dir, v.Name)
 		require.NoError(t, os.Mkdir(p, 0o755))
-		for k, data := range cm.Data {
-			require.NoError(t, os.WriteFile(filepath.Join(p, k), []byte(data), 0o644))
+		for k, data := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(p, k), data, 0o644))
 		}
 		for _, m := range c.VolumeMounts {
 			if m.Name == v.Name {
@@ -106,6 +124,8 @@ func runNotebook(t *testing.T, d *appsv1.Deployment, gatewayURL string) string {
 			value = gatewayURL // the Service's DNS name does not resolve here
 		case mounts[value] != "":
 			value = mounts[value]
+		case mounts[filepath.Dir(value)] != "":
+			value = filepath.Join(mounts[filepath.Dir(value)], filepath.Base(value)) // a file of a mounted volume
 		case e.ValueFrom != nil:
 			ref := e.ValueFrom.SecretKeyRef
 			require.NotNil(t, ref, "%s comes from a Secret", e.Name)
@@ -186,10 +206,10 @@ func TestNotebookServerRunsAsSpecifiedWithItsGatewayAndToken(t *testing.T) {
 	ns := newNamespace(t)
 	gw := newGateway(ns, "gw")
 	require.NoError(t, k8s.Create(ctx, gw))
-	gatewayURL := startGateway(t, gw)
 	nb := &ejv1.JupyterNotebook{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}}
 	nb.Spec.Gateway = &corev1.ObjectReference{Name: "gw"}
 	require.NoError(t, k8s.Create(ctx, nb))
+	gatewayURL := startGateway(t, gw, nb)
 	d := exists(t, ns, "alice", &appsv1.Deployment{})
 	token := string(exists(t, ns, "alice-auth", &corev1.Secret{}).Data[controller.TokenKey])
 
@@ -209,6 +229,9 @@ func TestNotebookServerRunsAsSpecifiedWithItsGatewayAndToken(t *testing.T) {
 	code, body = status(t, nil, "GET", gatewayURL+"/api/kernels", gwToken)
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, id[1], "the gateway runs the notebook's kernel")
+	own := string(exists(t, ns, "alice-gateway-token", &corev1.Secret{}).Data[controller.TokenKey])
+	code, body = status(t, nil, "GET", gatewayURL+"/api/kernels/"+id[1], own)
+	require.Equal(t, http.StatusOK, code, "the notebook called the gateway with its own token: the kernel is its own: %s", body)
 	code, _ = status(t, nil, "DELETE", base+"/api/kernels/"+id[1], token)
 	assert.Equal(t, http.StatusNoContent, code)
 }

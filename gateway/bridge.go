@@ -188,6 +188,7 @@ func (b *bridge) deliver() {
 	defer b.wg.Done()
 	var n notices
 	_, n.suspendSeq, _, n.resumeSeq = b.k.notes() // notes from before this websocket are not its
+	_, n.refusalSeq = b.k.lastRefusal()
 	for {
 		v := b.k.view()
 		switch v.phase {
@@ -200,6 +201,12 @@ func (b *bridge) deliver() {
 			n.tellComingUp(b, v)
 		case phaseSuspended:
 			n.tellSuspended(b)
+			if reason, seq := b.k.lastRefusal(); seq != n.refusalSeq {
+				n.refusalSeq = seq
+				for _, m := range b.takeHeld() {
+					b.replyError(m, "KernelResumeRefused", reason)
+				}
+			}
 			b.answerWhileSuspended()
 			if b.hasHeld() {
 				b.k.wake(false)

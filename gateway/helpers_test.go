@@ -75,11 +75,11 @@ type testGateway struct {
 
 func startGateway(t *testing.T, token string) *testGateway {
 	t.Helper()
-	return startGatewayWith(t, token, nil)
+	return startGatewayWith(t, token, nil, nil)
 }
 
-// startGatewayWith starts a gateway whose local provisioner setup changes.
-func startGatewayWith(t *testing.T, token string, setup func(*gateway.LocalProvisioner)) *testGateway {
+// startGatewayWith starts a gateway whose local provisioner setup and options change.
+func startGatewayWith(t *testing.T, token string, setup func(*gateway.LocalProvisioner), options func(*gateway.Options)) *testGateway {
 	t.Helper()
 	settings := &mutableSettings{s: gateway.Settings{CullInterval: time.Hour}}
 	prov := &gateway.LocalProvisioner{RuntimeDir: t.TempDir(), Env: kerneltest.Env(t.TempDir()), Output: jupytertest.LogWriter{T: t}}
@@ -90,14 +90,18 @@ func startGatewayWith(t *testing.T, token string, setup func(*gateway.LocalProvi
 	if token != "" {
 		auth = gateway.TokenAuth{Token: token}
 	}
-	g := gateway.New(gateway.Options{
+	opts := gateway.Options{
 		Provisioner: prov,
 		Specs:       &gateway.DirSpecSource{Dirs: []string{kernelDir(t)}},
 		Settings:    settings,
 		Auth:        auth,
 		Log:         slog.New(slog.NewTextHandler(jupytertest.LogWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
-	})
+	}
+	if options != nil {
+		options(&opts)
+	}
+	g := gateway.New(opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

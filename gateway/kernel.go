@@ -87,6 +87,9 @@ type kernel struct {
 	suspendSeq  uint64
 	resumeNote  string
 	resumeSeq   uint64
+	// refusal says why the last resume was refused; refusalSeq numbers refusals.
+	refusal    string
+	refusalSeq uint64
 	// freshResume makes the next resume drop the saved variables (a restart asked for a fresh
 	// interpreter).
 	freshResume bool
@@ -272,6 +275,13 @@ func (k *kernel) bridgeList() []*bridge {
 		out = append(out, b)
 	}
 	return out
+}
+
+// lastRefusal returns why the last resume was refused and its number.
+func (k *kernel) lastRefusal() (string, uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.refusal, k.refusalSeq
 }
 
 // notes returns the suspend and resume notes and their numbers.

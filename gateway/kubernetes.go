@@ -8,12 +8,14 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -50,6 +52,7 @@ type Kubernetes struct {
 
 	reports reporter
 	events  kernelEvents
+	creds   *credentials // nil when the gateway takes no token
 }
 
 var _ Provisioner = (*Kubernetes)(nil)
@@ -85,33 +88,51 @@ func NewKubernetes(ctx context.Context, opts KubernetesOptions) (*Kubernetes, er
 	if kernelNs == "" {
 		kernelNs = opts.Namespace
 	}
-	c, err := cache.New(opts.Config, cache.Options{
-		Scheme: scheme,
-		ByObject: map[client.Object]cache.ByObject{
-			&ejv1.JupyterGateway{}: {
-				Namespaces: map[string]cache.Config{opts.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", opts.Name),
-			},
-			&ejv1.JupyterKernelSpec{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
-			&ejv1.JupyterKernel{}: {
-				Namespaces: map[string]cache.Config{kernelNs: {}},
-				Label:      labels.SelectorFromSet(labels.Set{ejv1.LabelGateway: opts.Name}),
-			},
+	byObject := map[client.Object]cache.ByObject{
+		&ejv1.JupyterGateway{}: {
+			Namespaces: map[string]cache.Config{opts.Namespace: {}},
+			Field:      fields.OneTermEqualSelector("metadata.name", opts.Name),
 		},
-	})
+		&ejv1.JupyterKernelSpec{}: {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
+		&ejv1.JupyterKernel{}: {
+			Namespaces: map[string]cache.Config{kernelNs: {}},
+			Label:      labels.SelectorFromSet(labels.Set{ejv1.LabelGateway: opts.Name}),
+		},
+	}
+	watched := []client.Object{&ejv1.JupyterGateway{}, &ejv1.JupyterKernelSpec{}, &ejv1.JupyterKernel{}}
+	authEnabled := gw.Spec.Auth == nil || gw.Spec.Auth.Mode != ejv1.ModeJupyterAuthDisable
+	if authEnabled {
+		// Its notebook servers' credentials: the one Secret of its namespace the gateway may read.
+		byObject[&corev1.Secret{}] = cache.ByObject{
+			Namespaces: map[string]cache.Config{opts.Namespace: {}},
+			Field:      fields.OneTermEqualSelector("metadata.name", ejv1.GatewayCredentialsSecretName(opts.Name)),
+		}
+		watched = append(watched, &corev1.Secret{})
+	}
+	c, err := cache.New(opts.Config, cache.Options{Scheme: scheme, ByObject: byObject})
 	if err != nil {
 		return nil, fmt.Errorf("creating the cache: %w", err)
 	}
 	k := &Kubernetes{name: opts.Name, ns: opts.Namespace, kernelNs: kernelNs, log: opts.Log, interval: opts.ReportInterval, last: settingsOf(gw)}
+	if authEnabled {
+		k.creds = &credentials{}
+	}
 	// Ask for the informers now so that WaitForCacheSync covers them.
-	for _, obj := range []client.Object{&ejv1.JupyterGateway{}, &ejv1.JupyterKernelSpec{}, &ejv1.JupyterKernel{}} {
+	for _, obj := range watched {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("watching %T: %w", obj, err)
 		}
-		if _, ok := obj.(*ejv1.JupyterKernel); ok {
-			if _, err := inf.AddEventHandler(k.events.handler()); err != nil {
-				return nil, fmt.Errorf("watching kernels: %w", err)
+		var h toolscache.ResourceEventHandler
+		switch obj.(type) {
+		case *ejv1.JupyterKernel:
+			h = k.events.handler()
+		case *corev1.Secret:
+			h = k.creds.handler()
+		}
+		if h != nil {
+			if _, err := inf.AddEventHandler(h); err != nil {
+				return nil, fmt.Errorf("watching %T: %w", obj, err)
 			}
 		}
 	}

@@ -226,6 +226,9 @@ func (k *Kubernetes) setSuspend(ctx context.Context, id string, suspend bool) er
 	}
 	patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"suspend":%t}}`, suspend)))
 	if err := k.client.Patch(ctx, jk, patch); err != nil {
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+			return &RefusedError{Reason: apiMessage(err)}
+		}
 		return fmt.Errorf("setting spec.suspend=%t on kernel %s: %w", suspend, id, err)
 	}
 	return nil

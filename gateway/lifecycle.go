@@ -94,6 +94,11 @@ func (k *kernel) bringUp(resume bool, timeout time.Duration) {
 		if resume {
 			what = "resuming"
 			if err := k.g.prov.Resume(ctx, k.id); err != nil {
+				var refused *RefusedError
+				if errors.As(err, &refused) {
+					k.refuse(refused.Reason)
+					return
+				}
 				k.die(fmt.Sprintf("the kernel could not be resumed: %v", err))
 				return
 			}
@@ -116,6 +121,21 @@ func (k *kernel) bringUp(resume bool, timeout time.Duration) {
 			k.g.report(k)
 		}
 	})
+}
+
+// refuse puts a kernel whose resume was refused back to suspended: the requests that would
+// have resumed it get the reason, and the next one tries again.
+func (k *kernel) refuse(reason string) {
+	k.g.log.Info("resuming the kernel was refused", "kernel", k.id, "reason", reason)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.phase != phaseResuming {
+		return
+	}
+	k.phase, k.reason = phaseSuspended, ""
+	k.refusal = "the kernel could not be resumed: " + reason
+	k.refusalSeq++
+	k.notifyLocked()
 }
 
 // die records that k cannot run, unless it was shut down meanwhile.

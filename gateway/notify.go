@@ -19,6 +19,7 @@ type notices struct {
 	saidTo     string // the msg_id it went to
 	suspendSeq uint64
 	resumeSeq  uint64
+	refusalSeq uint64
 	dead       bool
 }
 
@@ -39,8 +40,25 @@ func (n *notices) tellComingUp(b *bridge, v kernelView) {
 	if target == nil || v.reason == "" || (v.reason == n.said && target.MsgID == n.saidTo) {
 		return
 	}
+	if n.said != "" && target.MsgID == n.saidTo && !notable(v.reason) {
+		return // a step of a start that goes as it should: the model and the kernel's status say it
+	}
 	n.said, n.saidTo = v.reason, target.MsgID
 	b.sendStderr(v.reason, target)
+}
+
+// notable reports whether what a starting kernel waits for is worth a line in the notebook
+// beyond the first: a wait the user may want to act on (for a GPU, for a node the scheduler
+// cannot find) or a long step (pulling an image). The routine steps of a start (creating the
+// pod, scheduling it, starting the container) are not.
+func notable(reason string) bool {
+	switch {
+	case strings.HasPrefix(reason, "waiting for a GPU: ") && !strings.HasSuffix(reason, "in the queue"):
+		return true
+	case strings.HasPrefix(reason, "waiting for a node: "), strings.HasPrefix(reason, "pulling image "):
+		return true
+	}
+	return false
 }
 
 // tellSuspended tells the notebook, under the cell that ran last, that the kernel was

@@ -82,6 +82,12 @@ type Provisioner interface {
 	RecordState(ctx context.Context, id string, o StateOutcome) error
 }
 
+// RefusedError is a start or resume the cluster refused (a per-user limit, a policy): the
+// kernel is not changed, and the reason goes to the user.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return e.Reason }
+
 // Activity is what the gateway knows of a kernel's use.
 type Activity struct {
 	// LastActivity is when a message last went to or came from the kernel.

@@ -30,7 +30,7 @@ func suspendNow(t *testing.T, gw *testGateway, id string, pid int) {
 
 func suspendingGateway(t *testing.T, maxBytes int64) (*testGateway, string) {
 	stateDir := t.TempDir()
-	gw := startGatewayWith(t, "", func(p *gateway.LocalProvisioner) { p.StateDir, p.StateMaxBytes = stateDir, maxBytes })
+	gw := startGatewayWith(t, "", func(p *gateway.LocalProvisioner) { p.StateDir, p.StateMaxBytes = stateDir, maxBytes }, nil)
 	gw.Settings.set(func(s *gateway.Settings) {
 		s.CullIdleTimeout = 500 * time.Millisecond
 		s.CullPolicy = gateway.CullSuspend

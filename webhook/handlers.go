@@ -223,11 +223,13 @@ func (h *handlers) validateCR(ctx context.Context, req admission.Request) admiss
 	if err != nil {
 		return admission.Denied(err.Error())
 	}
-	if req.Operation == admissionv1.Update && len(errs) > 0 && len(req.OldObject.Raw) > 0 {
-		old, err := decode(req.OldObject.Raw)
-		if err != nil {
+	var old client.Object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err = decode(req.OldObject.Raw); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
+	}
+	if old != nil && len(errs) > 0 {
 		oldErrs, _, err := v.validate(ctx, h, old)
 		if err != nil {
 			return admission.Denied(err.Error())
@@ -236,7 +238,60 @@ func (h *handlers) validateCR(ctx context.Context, req admission.Request) admiss
 		errs, more = Ratchet(errs, oldErrs)
 		warnings = append(warnings, more...)
 	}
+	if k, ok := obj.(*ejv1.JupyterKernel); ok {
+		limits, err := h.userLimits(ctx, k, old)
+		if err != nil {
+			return admission.Denied(err.Error())
+		}
+		errs = append(errs, limits...)
+	}
 	return response(ejv1.GroupVersion.WithKind(req.Kind.Kind).GroupKind(), obj.GetName(), errs, warnings)
+}
+
+// userLimits applies the team's per-user limits to a kernel that starts (old is nil) or
+// resumes (old is suspended, k is not); other changes are never refused for them.
+func (h *handlers) userLimits(ctx context.Context, k *ejv1.JupyterKernel, old client.Object) (field.ErrorList, error) {
+	starting := old == nil
+	if !starting {
+		o, ok := old.(*ejv1.JupyterKernel)
+		if !ok || !o.Spec.Suspend || k.Spec.Suspend {
+			return nil, nil
+		}
+	}
+	rules, err := h.policy.Rules(ctx, k.Namespace)
+	if err != nil || rules.MaxKernelsPerUser < 0 && rules.MaxGPUsPerUser < 0 || k.Spec.User == "" {
+		return nil, err
+	}
+	list := &ejv1.JupyterKernelList{}
+	if err := h.live.List(ctx, list, client.InNamespace(k.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the kernels of user %s: %w", k.Spec.User, err)
+	}
+	var others []UserKernel
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == k.Name || o.Spec.User != k.Spec.User || !o.DeletionTimestamp.IsZero() ||
+			o.Status.Phase == ejv1.KernelFailed || o.Status.Phase == ejv1.KernelSucceeded {
+			continue
+		}
+		others = append(others, UserKernel{Name: o.Name, Suspended: o.Spec.Suspend, GPUs: KernelGPUs(o, h.kernelSpecOfKernel(ctx, o), rules)})
+	}
+	return ValidateUserLimits(k, KernelGPUs(k, h.kernelSpecOfKernel(ctx, k), rules), starting, others, rules), nil
+}
+
+// kernelSpecOfKernel is the kernelspec a kernel names, or nil.
+func (h *handlers) kernelSpecOfKernel(ctx context.Context, k *ejv1.JupyterKernel) *ejv1.JupyterKernelSpec {
+	if k.Spec.KernelSpec == nil || k.Spec.KernelSpec.Name == "" {
+		return nil
+	}
+	ns := k.Spec.KernelSpec.Namespace
+	if ns == "" {
+		ns = k.Namespace
+	}
+	ks := &ejv1.JupyterKernelSpec{}
+	if h.get(ctx, types.NamespacedName{Namespace: ns, Name: k.Spec.KernelSpec.Name}, ks) != nil {
+		return nil
+	}
+	return ks
 }
 
 // response turns validation results into an admission response: refused as Invalid with every

@@ -51,6 +51,12 @@ type Team struct {
 type TeamRules struct {
 	// GPU are the GPU settings.
 	GPU GPURules `json:"gpu,omitempty"`
+	// MaxKernelsPerUser is the most kernels one user may have (suspended ones count); nil
+	// means no limit.
+	MaxKernelsPerUser *int32 `json:"maxKernelsPerUser,omitempty"`
+	// MaxGPUsPerUser is the most GPUs one user's kernels may hold at once (a suspended kernel
+	// holds none); nil means no limit.
+	MaxGPUsPerUser *int32 `json:"maxGPUsPerUser,omitempty"`
 	// Tolerations are added to pods that get a GPU (besides DefaultGPUToleration).
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// NodeSelector is merged into pods that get a GPU; a key the pod's template sets keeps
@@ -87,6 +93,10 @@ type Rules struct {
 	Tolerations []corev1.Toleration
 	// NodeSelector is merged into pods that get a GPU.
 	NodeSelector map[string]string
+	// MaxKernelsPerUser is the most kernels a user may have; -1 means no limit.
+	MaxKernelsPerUser int32
+	// MaxGPUsPerUser is the most GPUs a user's kernels may hold; -1 means no limit.
+	MaxGPUsPerUser int32
 }
 
 // ParsePolicy decodes a policy strictly: malformed YAML, duplicate keys, unknown fields, bad
@@ -106,7 +116,7 @@ func ParsePolicy(data []byte) (*Policy, error) {
 		return nil, fmt.Errorf("%s: %w (quote a name that YAML reads as a boolean or a number, such as yes, no, on, off, y, n)", PolicyKey, err)
 	}
 	if len(strict) > 0 {
-		return nil, fmt.Errorf("%s: %w (the fields are default, teams[].name, namespaces, gpu.{resourceName, defaultPerKernel, maxPerKernel, clientMayRequest}, tolerations, nodeSelector)",
+		return nil, fmt.Errorf("%s: %w (the fields are default, teams[].name, namespaces, gpu.{resourceName, defaultPerKernel, maxPerKernel, clientMayRequest}, maxKernelsPerUser, maxGPUsPerUser, tolerations, nodeSelector)",
 			PolicyKey, errors.Join(strict...))
 	}
 	if errs := p.Validate(); len(errs) > 0 {
@@ -172,6 +182,12 @@ func (r *TeamRules) validate(path *field.Path) field.ErrorList {
 	if d, m := r.GPU.DefaultPerKernel, r.GPU.MaxPerKernel; d != nil && m != nil && *d > *m {
 		errs = append(errs, field.Invalid(g.Child("defaultPerKernel"), *d, fmt.Sprintf("must not exceed maxPerKernel (%d)", *m)))
 	}
+	if v := r.MaxKernelsPerUser; v != nil && *v < 0 {
+		errs = append(errs, field.Invalid(path.Child("maxKernelsPerUser"), *v, "must be 0 or more (leave it out for no limit)"))
+	}
+	if v := r.MaxGPUsPerUser; v != nil && *v < 0 {
+		errs = append(errs, field.Invalid(path.Child("maxGPUsPerUser"), *v, "must be 0 or more (leave it out for no limit)"))
+	}
 	for i, t := range r.Tolerations {
 		errs = append(errs, validateToleration(path.Child("tolerations").Index(i), t)...)
 	}
@@ -233,7 +249,13 @@ func (p *Policy) For(namespace string) Rules {
 
 func resolve(team string, r *TeamRules) Rules {
 	out := Rules{Team: team, ResourceName: r.GPU.ResourceName, MaxPerKernel: -1, ClientMayRequest: r.GPU.ClientMayRequest,
-		Tolerations: r.Tolerations, NodeSelector: r.NodeSelector}
+		Tolerations: r.Tolerations, NodeSelector: r.NodeSelector, MaxKernelsPerUser: -1, MaxGPUsPerUser: -1}
+	if r.MaxKernelsPerUser != nil {
+		out.MaxKernelsPerUser = *r.MaxKernelsPerUser
+	}
+	if r.MaxGPUsPerUser != nil {
+		out.MaxGPUsPerUser = *r.MaxGPUsPerUser
+	}
 	if out.ResourceName == "" {
 		out.ResourceName = DefaultGPUResource
 	}

@@ -25,6 +25,8 @@ teams:
       defaultPerKernel: 1             # for kernelspecs that do not say
       maxPerKernel: 2                 # a kernel asking for more is refused
       clientMayRequest: true          # honour the client's KERNEL_GPUS up to maxPerKernel
+    maxKernelsPerUser: 4              # a user's kernels, suspended ones included
+    maxGPUsPerUser: 2                 # GPUs a user's kernels hold at once (a suspended kernel holds none)
     tolerations:                      # added (with nvidia.com/gpu Exists NoSchedule) when the pod gets a GPU
       - {key: dedicated, operator: Equal, value: vision, effect: NoSchedule}
     nodeSelector:                     # merged when the pod gets a GPU
@@ -42,10 +44,11 @@ func TestParsePolicyResolvesNamespaces(t *testing.T) {
 		want      Rules
 	}{
 		{"team-vision", Rules{Team: "vision", ResourceName: "nvidia.com/gpu", DefaultPerKernel: 1, MaxPerKernel: 2, ClientMayRequest: true,
-			Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "vision", Effect: corev1.TaintEffectNoSchedule}},
-			NodeSelector: map[string]string{"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}}},
-		{"team-nlp-dev", Rules{Team: "nlp", ResourceName: "nvidia.com/mig-1g.10gb", MaxPerKernel: 1}},
-		{"elsewhere", Rules{Team: DefaultTeam, ResourceName: "nvidia.com/gpu", MaxPerKernel: 1}},
+			Tolerations:       []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "vision", Effect: corev1.TaintEffectNoSchedule}},
+			NodeSelector:      map[string]string{"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"},
+			MaxKernelsPerUser: 4, MaxGPUsPerUser: 2}},
+		{"team-nlp-dev", Rules{Team: "nlp", ResourceName: "nvidia.com/mig-1g.10gb", MaxPerKernel: 1, MaxKernelsPerUser: -1, MaxGPUsPerUser: -1}},
+		{"elsewhere", Rules{Team: DefaultTeam, ResourceName: "nvidia.com/gpu", MaxPerKernel: 1, MaxKernelsPerUser: -1, MaxGPUsPerUser: -1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.namespace, func(t *testing.T) {
@@ -55,7 +58,7 @@ func TestParsePolicyResolvesNamespaces(t *testing.T) {
 }
 
 func TestParsePolicyDefaults(t *testing.T) {
-	builtIn := Rules{Team: DefaultTeam, ResourceName: DefaultGPUResource, MaxPerKernel: -1}
+	builtIn := Rules{Team: DefaultTeam, ResourceName: DefaultGPUResource, MaxPerKernel: -1, MaxKernelsPerUser: -1, MaxGPUsPerUser: -1}
 	for name, data := range map[string]string{
 		"empty":            "",
 		"blank":            "  \n",

@@ -119,7 +119,7 @@ func run(m *testing.M) int {
 // config/webhook/rbac.yaml.
 func setUp(ctx context.Context) error {
 	c := env.Client
-	for _, ns := range []string{systemNS, "team-a", "team-mig", "team-sched"} {
+	for _, ns := range []string{systemNS, "team-a", "team-mig", "team-sched", "team-quota"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
@@ -199,6 +199,11 @@ func policyConfigMap(max int) *corev1.ConfigMap {
     gpu: {maxPerKernel: 1}
     tolerations: [{key: dedicated, operator: Equal, value: team-sched, effect: NoSchedule}]
     nodeSelector: {elastic-jupyter.test/pool: sched}
+  - name: team-quota
+    namespaces: [team-quota]
+    gpu: {defaultPerKernel: 1, maxPerKernel: 1}
+    maxKernelsPerUser: 3
+    maxGPUsPerUser: 1
 `, max)},
 	}
 }

@@ -66,6 +66,16 @@ type JupyterKernelSpecSpec struct {
 	// +optional
 	InterruptMode InterruptMode `json:"interruptMode,omitempty"`
 
+	// authorizedUsers, when not empty, are the only users who may start kernels of this
+	// kernelspec (Enterprise Gateway's authorized_users); others are refused with 403.
+	// +optional
+	AuthorizedUsers []string `json:"authorizedUsers,omitempty"`
+
+	// unauthorizedUsers may not start kernels of this kernelspec (Enterprise Gateway's
+	// unauthorized_users); they are refused with 403, whatever authorizedUsers says.
+	// +optional
+	UnauthorizedUsers []string `json:"unauthorizedUsers,omitempty"`
+
 	// state keeps the user's variables across a suspension: before the gateway frees a culled
 	// kernel's pod (cullPolicy Suspend), it saves the kernel's namespace to this volume, and the
 	// resumed kernel loads it before it runs the next cell. Without it a resumed kernel starts

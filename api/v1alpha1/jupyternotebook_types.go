@@ -19,6 +19,14 @@ type JupyterNotebookSpec struct {
 	// +optional
 	Auth *JupyterAuth `json:"auth,omitempty"`
 
+	// user is who this notebook server is for. Its kernels run for this user (their spec.user
+	// and KERNEL_USERNAME) and belong to this notebook server: its gateway shows them to no
+	// other notebook server. Defaults to the label kubeflow.tkestack.io/user, else the
+	// notebook's name.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	User string `json:"user,omitempty"`
+
 	// template is merged over the notebook pod's defaults (a stock Jupyter image, non-root,
 	// probes on /api): labels and annotations are added, a container named "notebook" (or
 	// the first container) is merged field by field, other containers and volumes are added.

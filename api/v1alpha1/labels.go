@@ -37,6 +37,12 @@ const (
 	// namespace, AnnotationGatewayNamespace), so two gateways never manage the same kernel.
 	LabelGateway = "kubeflow.tkestack.io/gateway"
 
+	// AnnotationCredential marks a notebook's own gateway token Secret (value "notebook"):
+	// its gateway learns the token's hash and the notebook as the identity behind it.
+	AnnotationCredential = "kubeflow.tkestack.io/credential"
+	// LabelUser names the user a JupyterNotebook is for, when its spec.user is empty.
+	LabelUser = "kubeflow.tkestack.io/user"
+
 	// AnnotationGatewayNamespace holds the namespace of the JupyterGateway that manages a
 	// kernel, next to LabelGateway.
 	AnnotationGatewayNamespace = "kubeflow.tkestack.io/gateway-namespace"

@@ -397,6 +397,16 @@ func (in *JupyterKernelSpecSpec) DeepCopyInto(out *JupyterKernelSpecSpec) {
 		*out = new(KernelResources)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.AuthorizedUsers != nil {
+		in, out := &in.AuthorizedUsers, &out.AuthorizedUsers
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.UnauthorizedUsers != nil {
+		in, out := &in.UnauthorizedUsers, &out.UnauthorizedUsers
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.State != nil {
 		in, out := &in.State, &out.State
 		*out = new(KernelState)

@@ -95,6 +95,9 @@ func runGateway(ctx context.Context, args []string) error {
 			return err
 		}
 		opts.Provisioner, opts.Specs, opts.Settings = k.Provisioner, k.Specs, k.Settings
+		if token != "" {
+			opts.Auth = k.Auth(token)
+		}
 	default:
 		return fmt.Errorf("--provisioner %q: use kubernetes or local", *prov)
 	}

@@ -13,6 +13,8 @@ type kubernetesParts struct {
 	Provisioner gateway.Provisioner
 	Specs       gateway.SpecSource
 	Settings    gateway.SettingsSource
+	// Auth knows the team token (the admin) and every notebook server's own token.
+	Auth func(teamToken string) gateway.Authenticator
 }
 
 // kubernetesGateway connects to the cluster and follows the gateway's own JupyterGateway.
@@ -35,5 +37,5 @@ func kubernetesGateway(ctx context.Context, name, namespace, kubeconfig string, 
 		return nil, err
 	}
 	go k.Run(ctx)
-	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k}, nil
+	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k, Auth: k.Auth}, nil
 }

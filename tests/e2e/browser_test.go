@@ -197,6 +197,8 @@ func TestJupyterLabGivesTheGPUBackWhileTheTabStaysOpen(t *testing.T) {
 	assert.Equal(t, "the second user runs\n", ex.Stdout, "the second user's kernel got the GPU given back")
 	require.Equal(t, 204, g.api("DELETE", "/api/kernels/"+second, nil, nil)) // and leaves
 
+	_, err := io.WriteString(b.stdin, "come back\n")
+	require.NoError(t, err)
 	var resumed struct {
 		Line            string
 		SecondsToOutput float64

@@ -161,6 +161,10 @@ spec:
   command: ["/opt/no-such-kernel/bin/kernel", "-f", "{connection_file}"]
 `, devcluster.TeamNamespace))
 	patchGatewayJSON(t, `{"spec":{"kernels":["python3","python3-gpu","broken"],"launchTimeout":8,"cullIdleTimeout":600,"cullInterval":600}}`)
+	require.Eventually(t, func() bool {
+		var specs struct{ Kernelspecs map[string]any }
+		return g.api("GET", "/api/kernelspecs", nil, &specs) == http.StatusOK && specs.Kernelspecs["broken"] != nil
+	}, 10*time.Second, 50*time.Millisecond, "the gateway offers the new kernelspec")
 
 	broken := g.start("broken")
 	started = append(started, broken)

@@ -11,8 +11,9 @@
 //             {"step":"waiting","line":...} once the page shows the wait, then wait for a line on
 //             stdin (the test frees a GPU) and for the cell's output.
 //   suspend   run x = 41 and leave the tab open; once the page says the kernel was suspended
-//             ({"step":"suspended","line":...}), run print(x + 1) and wait for 42 and the
-//             line saying what was restored ({"step":"resumed",...}).
+//             ({"step":"suspended","line":...}) and a line "come back" arrives on stdin, run
+//             print(x + 1) and wait for 42 and the line saying what was restored
+//             ({"step":"resumed",...}).
 //
 // playwright-core comes from NODE_PATH (hack/tools.sh installs it into the cache).
 import { createRequire } from "node:module";
@@ -155,6 +156,9 @@ try {
     await suspended.waitFor({ timeout: 300000 });
     await page.screenshot({ path: `${artifacts}/jupyterlab-suspended.png`, fullPage: true });
     report("suspended", { line: (await suspended.textContent())?.trim(), status: await kernelStatusText() });
+    // The user comes back when the test says (it checks the GPU went back first).
+    const lines = createInterface({ input: process.stdin });
+    for await (const l of lines) { if (l.trim() === "come back") break; }
     const ranAt = seconds();
     await run("print(x + 1)");
     await output("42", 300000);
