@@ -47,7 +47,9 @@ spec:
             - name: NOTEBOOK_IP
               valueFrom: {fieldRef: {fieldPath: status.podIP}}
 `, devcluster.TeamNamespace, devcluster.GatewayName))
-	t.Cleanup(func() { kubectl(t, "-n", devcluster.TeamNamespace, "delete", "jupyternotebook", "notebook-bob", "--wait=false") })
+	t.Cleanup(func() {
+		kubectl(t, "-n", devcluster.TeamNamespace, "delete", "jupyternotebook", "notebook-bob", "--wait=false")
+	})
 	kubectl(t, "-n", devcluster.TeamNamespace, "wait", "--for=condition=Ready", "jupyternotebook/notebook-bob", "--timeout=180s")
 	addr, err := cluster.ServiceAddress(devcluster.TeamNamespace, "notebook-bob", 8888)
 	require.NoError(t, err)
