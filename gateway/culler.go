@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// cullable says whether a kernel should be culled now, with Jupyter's rules: a dead kernel at
+// Cullable says whether a kernel should be culled now, with Jupyter's rules: a dead kernel at
 // once; otherwise one idle longer than the timeout, unless it is busy (and not cullBusy) or
-// connected (and not cullConnected).
-func cullable(a Activity, dead bool, s Settings, now time.Time) (bool, string) {
+// connected (and not cullConnected). The culler, and the simulation of a team's traces, decide
+// with it.
+func Cullable(a Activity, dead bool, s Settings, now time.Time) (bool, string) {
 	if dead {
 		return true, "dead"
 	}
@@ -19,7 +20,7 @@ func cullable(a Activity, dead bool, s Settings, now time.Time) (bool, string) {
 	if idle <= s.CullIdleTimeout {
 		return false, ""
 	}
-	if a.ExecutionState == stateBusy && !s.CullBusy {
+	if a.ExecutionState == StateBusy && !s.CullBusy {
 		return false, ""
 	}
 	if a.Connections > 0 && !s.CullConnected {
@@ -45,7 +46,7 @@ func (g *Gateway) CullOnce(ctx context.Context) {
 			dead = true
 		}
 		a := k.activity()
-		ok, why := cullable(a, dead, s, now)
+		ok, why := Cullable(a, dead, s, now)
 		if !ok {
 			g.report(k)
 			continue

@@ -17,6 +17,10 @@ const (
 	stateBusy       = "busy"
 	stateDead       = "dead"
 	stateRestarting = "restarting"
+	// StateBusy is the execution state of a kernel that runs a cell.
+	StateBusy = stateBusy
+	// StateIdle is the execution state of a kernel that waits for a cell.
+	StateIdle = stateIdle
 )
 
 // phase is where a kernel is in its life, as the gateway sees it. Exactly one holds at a

@@ -49,6 +49,10 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
+// WithDefaults returns the settings with Jupyter's defaults filled in, as the gateway applies
+// them.
+func (s Settings) WithDefaults() Settings { return s.withDefaults() }
+
 // SettingsSource gives the current settings; a Kubernetes source follows the gateway's own
 // JupyterGateway, so an edit applies without a restart.
 type SettingsSource interface {
