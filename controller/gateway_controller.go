@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,6 +63,9 @@ func (r *GatewayReconciler) setup(mgr manager.Manager) error {
 		Watches(&rbacv1.RoleBinding{}, handler.EnqueueRequestsFromMapFunc(gatewayOfRBAC)).
 		Watches(&ejv1.JupyterKernel{}, handler.EnqueueRequestsFromMapFunc(gatewayOfKernel), builder.WithPredicates(kernelCountChanged())).
 		Watches(&ejv1.JupyterNotebook{}, handler.EnqueueRequestsFromMapFunc(gatewayOfNotebook)).
+		Watches(&ejv1.JupyterKernelSpec{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfKernelSpec), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false }, // only creations and deletions change what exists
+		})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(gatewayOfCredential)).
 		Complete(r)
 }
@@ -309,7 +314,66 @@ func (r *GatewayReconciler) observe(ctx context.Context, gw *ejv1.JupyterGateway
 		gpus += k.Status.GPUs
 	}
 	gw.Status.KernelsRunning, gw.Status.KernelsSuspended, gw.Status.GPUsHeld = running, suspended, gpus
+	return r.observeKernelSpecs(ctx, gw)
+}
+
+// Reasons of a gateway's KernelSpecsFound condition.
+const (
+	ReasonKernelSpecsFound  = "KernelSpecsFound"
+	ReasonKernelSpecMissing = "KernelSpecNotFound"
+)
+
+// observeKernelSpecs reports the kernelspecs the gateway's spec names that do not exist: the
+// gateway does not offer them (and a start of one answers 404) until they do.
+func (r *GatewayReconciler) observeKernelSpecs(ctx context.Context, gw *ejv1.JupyterGateway) error {
+	list := &ejv1.JupyterKernelSpecList{}
+	if err := r.List(ctx, list, client.InNamespace(gw.Namespace)); err != nil {
+		return fmt.Errorf("listing the gateway's kernelspecs: %w", err)
+	}
+	have := map[string]bool{}
+	for i := range list.Items {
+		have[list.Items[i].Name] = true
+	}
+	missing := missingKernelSpecs(gw, have)
+	if len(missing) == 0 {
+		setCondition(&gw.Status.Conditions, gw.Generation, ejv1.ConditionKernelSpecsFound, true, ReasonKernelSpecsFound, "every kernelspec the gateway names exists")
+		return nil
+	}
+	setCondition(&gw.Status.Conditions, gw.Generation, ejv1.ConditionKernelSpecsFound, false, ReasonKernelSpecMissing,
+		fmt.Sprintf("JupyterKernelSpec %s not found in namespace %s: the gateway does not offer it; create it, or remove it from spec.kernels (or spec.defaultKernel)",
+			strings.Join(missing, ", "), gw.Namespace))
 	return nil
+}
+
+// missingKernelSpecs are the names of spec.kernels and spec.defaultKernel that have no
+// kernelspec, in order.
+func missingKernelSpecs(gw *ejv1.JupyterGateway, have map[string]bool) []string {
+	names := append([]string(nil), gw.Spec.Kernels...)
+	if d := gw.Spec.DefaultKernel; d != nil && *d != "" && !slices.Contains(names, *d) {
+		names = append(names, *d)
+	}
+	var missing []string
+	for _, n := range names {
+		if !have[n] && !slices.Contains(missing, n) {
+			missing = append(missing, n)
+		}
+	}
+	return missing
+}
+
+// gatewaysOfKernelSpec maps a kernelspec to the gateways of its namespace, whose offer it may
+// change.
+func (r *GatewayReconciler) gatewaysOfKernelSpec(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &ejv1.JupyterGatewayList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing the gateways of a kernelspec's namespace", "namespace", o.GetNamespace())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }
 
 // gatewayOfRBAC maps a gateway's Role or RoleBinding to the gateway.

@@ -201,3 +201,11 @@ func TestIsEnterpriseGatewayImage(t *testing.T) {
 		assert.Equal(t, want, isEnterpriseGatewayImage(image), image)
 	}
 }
+
+func TestMissingKernelSpecs(t *testing.T) {
+	have := map[string]bool{"python3": true, "gpu": true}
+	assert.Empty(t, missingKernelSpecs(gw(func(g *ejv1.JupyterGateway) { g.Spec.Kernels = []string{"python3", "gpu"} }), have))
+	assert.Equal(t, []string{"tiny"}, missingKernelSpecs(gw(func(g *ejv1.JupyterGateway) { g.Spec.Kernels = []string{"python3", "tiny", "tiny"} }), have))
+	assert.Equal(t, []string{"gone"}, missingKernelSpecs(gw(func(g *ejv1.JupyterGateway) { g.Spec.DefaultKernel = ptr.To("gone") }), have), "the default kernel too")
+	assert.Empty(t, missingKernelSpecs(gw(nil), have), "an empty list offers every kernelspec of the namespace")
+}

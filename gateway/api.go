@@ -143,13 +143,19 @@ func specModel(s KernelSpec) specJSON {
 		spec["display_name"] = s.Name
 	}
 	res := map[string]string{}
+	var files []string
 	if s.ResourceDir != "" {
 		entries, _ := os.ReadDir(s.ResourceDir)
 		for _, e := range entries {
-			n := e.Name()
-			if strings.HasPrefix(n, "logo-") {
-				res[strings.TrimSuffix(n, filepath.Ext(n))] = "/kernelspecs/" + s.Name + "/" + n
-			}
+			files = append(files, e.Name())
+		}
+	}
+	for n := range s.Files {
+		files = append(files, n)
+	}
+	for _, n := range files {
+		if strings.HasPrefix(n, "logo-") {
+			res[strings.TrimSuffix(n, filepath.Ext(n))] = "/kernelspecs/" + s.Name + "/" + n
 		}
 	}
 	return specJSON{Name: s.Name, Spec: spec, Resources: res}
@@ -180,7 +186,7 @@ func (g *Gateway) getSpec(w http.ResponseWriter, r *http.Request) {
 // specResource serves a kernelspec's files (logos); 404 when there are none.
 func (g *Gateway) specResource(w http.ResponseWriter, r *http.Request) {
 	s, err := findSpec(r.Context(), g.specs, r.PathValue("name"))
-	if err != nil || s.ResourceDir == "" {
+	if err != nil {
 		writeError(w, fmt.Errorf("kernelspec resource: %w", ErrNotFound))
 		return
 	}
@@ -189,8 +195,12 @@ func (g *Gateway) specResource(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("kernelspec resource: %w", ErrNotFound))
 		return
 	}
-	data, err := os.ReadFile(filepath.Join(s.ResourceDir, filepath.FromSlash(file)))
-	if err != nil {
+	data, ok := s.Files[strings.TrimPrefix(file, "/")]
+	if !ok && s.ResourceDir != "" {
+		data, err = os.ReadFile(filepath.Join(s.ResourceDir, filepath.FromSlash(file)))
+		ok = err == nil
+	}
+	if !ok {
 		writeError(w, fmt.Errorf("kernelspec resource: %w", ErrNotFound))
 		return
 	}

@@ -256,6 +256,16 @@ func kernelSpecOf(s *ejv1.JupyterKernelSpec) KernelSpec {
 	ks := KernelSpec{
 		Name: s.Name, DisplayName: s.Spec.DisplayName, Language: s.Spec.Language,
 		Argv: s.Spec.Command, Env: env, InterruptMode: string(s.Spec.InterruptMode),
+		AuthorizedUsers: s.Spec.AuthorizedUsers, UnauthorizedUsers: s.Spec.UnauthorizedUsers,
+	}
+	if l := s.Spec.Logo; l != nil {
+		ks.Files = map[string][]byte{}
+		if l.SVG != "" {
+			ks.Files["logo-svg.svg"] = []byte(l.SVG)
+		}
+		if len(l.PNG64) > 0 {
+			ks.Files["logo-64x64.png"] = l.PNG64
+		}
 	}
 	if s.Spec.Metadata != nil {
 		ks.Metadata = s.Spec.Metadata.Raw

@@ -29,6 +29,9 @@ type KernelSpec struct {
 	Metadata json.RawMessage
 	// ResourceDir holds logos and other files served under /kernelspecs/{name}/ (local only).
 	ResourceDir string
+	// Files are files served under /kernelspecs/{name}/ besides ResourceDir's, by name (a
+	// Kubernetes kernelspec's logos: logo-svg.svg, logo-64x64.png).
+	Files map[string][]byte
 	// AuthorizedUsers, when not empty, are the only users who may start kernels of it.
 	AuthorizedUsers []string
 	// UnauthorizedUsers may not start kernels of it.

@@ -29,4 +29,8 @@ const (
 	// ConditionReady is True when the object is usable: its workloads are ready, or, for
 	// kernelspecs and templates, every reference resolves.
 	ConditionReady = "Ready"
+	// ConditionKernelSpecsFound is True on a JupyterGateway when every kernelspec its
+	// spec.kernels (and spec.defaultKernel) names exists; False names the missing ones, which
+	// the gateway does not offer.
+	ConditionKernelSpecsFound = "KernelSpecsFound"
 )

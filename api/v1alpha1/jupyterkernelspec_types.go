@@ -83,6 +83,11 @@ type JupyterKernelSpecSpec struct {
 	// +optional
 	State *KernelState `json:"state,omitempty"`
 
+	// logo is the kernel's icon, which JupyterLab's launcher shows on its tile (served at
+	// /kernelspecs/<name>/logo-svg.svg and logo-64x64.png, as a kernel directory's logo files).
+	// +optional
+	Logo *KernelLogo `json:"logo,omitempty"`
+
 	// metadata is kernel.json's free-form "metadata" object, served to clients unchanged
 	// (for example {"debugger": true}).
 	// +kubebuilder:pruning:PreserveUnknownFields
@@ -112,6 +117,19 @@ type KernelResources struct {
 	// memory is the kernel container's memory request (and limit).
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
+}
+
+// KernelLogo is a kernel's icon, in one or both of the forms Jupyter serves.
+type KernelLogo struct {
+	// svg is an SVG image, as text (JupyterLab prefers it).
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	SVG string `json:"svg,omitempty"`
+
+	// png64 is a 64x64 PNG image (base64 in YAML and JSON).
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	PNG64 []byte `json:"png64,omitempty"`
 }
 
 // KernelState says where kernels keep their variables across a suspension.

@@ -10,6 +10,7 @@
 //   gpu-wait  open a notebook on the kernel while every GPU is held, run a cell at once; print
 //             {"step":"waiting","line":...} once the page shows the wait, then wait for a line on
 //             stdin (the test frees a GPU) and for the cell's output.
+//   tile      open the launcher and wait for the kernel's tile ({"step":"tile","icon":...}).
 //   suspend   run x = 41 and leave the tab open; once the page says the kernel was suspended
 //             ({"step":"suspended","line":...}) and a line "come back" arrives on stdin, run
 //             print(x + 1) and wait for 42 and the line saying what was restored
@@ -146,6 +147,13 @@ try {
     await output("got a GPU", 180000);
     report("ran", { secondsAfterFree: seconds() - freedAt });
     await page.screenshot({ path: `${artifacts}/jupyterlab-got-a-gpu.png`, fullPage: true });
+  } else if (scenario === "tile") {
+    page = await openLab("/lab?reset");
+    const tile = page.locator('.jp-LauncherCard[data-category="Notebook"]', { hasText: kernelName }).first();
+    await tile.waitFor({ timeout: 120000 });
+    const icon = await tile.locator("img").first().getAttribute("src").catch(() => "");
+    await page.screenshot({ path: `${artifacts}/jupyterlab-launcher.png`, fullPage: true });
+    report("tile", { icon });
   } else if (scenario === "suspend") {
     const nbPath = await newNotebookFromLauncher();
     await run("x = 41\nprint('x is set')");
