@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -49,7 +50,14 @@ type GatewayReconciler struct {
 	Recorder  events.EventRecorder
 	// Image is the image of gateways whose spec.image is empty.
 	Image string
+
+	// accounting counts the GPU time its kernels gave back.
+	accounting *gpuAccounting
 }
+
+// givenBackRecheck is how often a gateway with suspended kernels records the GPU time they
+// gave back.
+const givenBackRecheck = time.Minute
 
 func (r *GatewayReconciler) setup(mgr manager.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
@@ -115,7 +123,11 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if changed {
 		recordReady(r.Recorder, gw, orig.Status.Conditions, gw.Status.Conditions)
 	}
-	return finish(ctrl.Result{}, err)
+	res := ctrl.Result{}
+	if gw.Status.KernelsSuspended > 0 {
+		res.RequeueAfter = givenBackRecheck // to record the GPU time they give back
+	}
+	return finish(res, err)
 }
 
 func (r *GatewayReconciler) patchFinalizer(ctx context.Context, gw *ejv1.JupyterGateway, add bool) error {
@@ -314,6 +326,10 @@ func (r *GatewayReconciler) observe(ctx context.Context, gw *ejv1.JupyterGateway
 		gpus += k.Status.GPUs
 	}
 	gw.Status.KernelsRunning, gw.Status.KernelsSuspended, gw.Status.GPUsHeld = running, suspended, gpus
+	if s := r.accounting.takeGivenBack(client.ObjectKeyFromObject(gw)); s > 0 || gw.Status.GPUSecondsGivenBack > 0 {
+		gw.Status.GPUSecondsGivenBack += s
+		gw.Status.GPUHoursGivenBack = fmt.Sprintf("%.2f", float64(gw.Status.GPUSecondsGivenBack)/3600)
+	}
 	return r.observeKernelSpecs(ctx, gw)
 }
 

@@ -22,6 +22,8 @@ import (
 const (
 	// JupyterPort is the port of a gateway's and a notebook's HTTP API, container and Service.
 	JupyterPort = 8888
+	// GatewayMetricsPort is the port of a gateway's Prometheus metrics, container and Service.
+	GatewayMetricsPort = 9090
 	// TokenKey is the key of a token Secret (gateway and notebook) that holds the token.
 	TokenKey = "token"
 	// PasswordKey is the key of a notebook's auth Secret that holds its password.
@@ -197,12 +199,15 @@ func desiredGatewayDeployment(gw *ejv1.JupyterGateway, defaultImage string) *app
 	// The gateway listens on its pod's IP: a pod has the address to itself (on a node that
 	// runs pods in the host's network, as devnode does, 0.0.0.0 would collide with neighbours).
 	args := []string{"--name", gw.Name, "--namespace", gw.Namespace, "--log-level", level,
-		"--listen", "$(POD_IP):" + strconv.Itoa(JupyterPort)}
+		"--listen", "$(POD_IP):" + strconv.Itoa(JupyterPort), "--metrics-bind-address", "$(POD_IP):" + strconv.Itoa(GatewayMetricsPort)}
 	c := corev1.Container{
 		Name:    gatewayContainer,
 		Image:   image,
 		Command: []string{version.BinaryPath, "gateway"},
-		Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP}},
+		Ports: []corev1.ContainerPort{
+			{Name: "http", ContainerPort: JupyterPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: GatewayMetricsPort, Protocol: corev1.ProtocolTCP},
+		},
 		Env: []corev1.EnvVar{
 			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
@@ -256,9 +261,10 @@ func desiredGatewayDeployment(gw *ejv1.JupyterGateway, defaultImage string) *app
 	}
 }
 
-// desiredService is the ClusterIP Service on JupyterPort of a gateway or notebook.
+// desiredService is the ClusterIP Service on JupyterPort of a gateway or notebook (a
+// gateway's also serves its metrics, on GatewayMetricsPort).
 func desiredService(name, namespace, component string) *corev1.Service {
-	return &corev1.Service{
+	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: commonLabels(component, name)},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
@@ -268,4 +274,10 @@ func desiredService(name, namespace, component string) *corev1.Service {
 			}},
 		},
 	}
+	if component == ejv1.ComponentGateway {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
+			Name: "metrics", Port: GatewayMetricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP,
+		})
+	}
+	return svc
 }

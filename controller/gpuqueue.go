@@ -202,10 +202,13 @@ func (r *GPUQueueReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			kernel: types.NamespacedName{Namespace: p.Namespace, Name: p.Labels[ejv1.LabelKernelID]}}
 	}
 	for _, key := range release {
-		if err := r.ungate(ctx, byKey[key]); err != nil {
+		p := byKey[key]
+		if err := r.ungate(ctx, p); err != nil {
 			return ctrl.Result{}, err
 		}
-		log.Info("released a kernel pod to the scheduler", "pod", key)
+		waited := time.Since(requestedAt(p))
+		gpuWaitSeconds.WithLabelValues(p.Namespace, string(resource)).Observe(waited.Seconds())
+		log.Info("released a kernel pod to the scheduler", "pod", key, "waited", waited.Round(time.Millisecond).String())
 	}
 	r.report(resource, waiting)
 	if len(waiting) > 0 {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
 
 func TestPlanQueue(t *testing.T) {
@@ -75,4 +77,17 @@ func TestQueueMessage(t *testing.T) {
 	assert.Equal(t, "waiting for a GPU: 0 of 2 nvidia.com/gpu free (2 kernels ahead of you)", queueMessage("nvidia.com/gpu", queueSlot{ahead: 2, total: 2}))
 	assert.Equal(t, "waiting for a GPU: 0 of 1 nvidia.com/mig-1g.10gb free (1 kernel ahead of you)", queueMessage("nvidia.com/mig-1g.10gb", queueSlot{ahead: 1, total: 1}))
 	assert.Equal(t, "waiting for a GPU: 1 of 2 nvidia.com/gpu free (no kernel ahead of you)", queueMessage("nvidia.com/gpu", queueSlot{free: 1, total: 2}))
+}
+
+func TestKernelGPUTime(t *testing.T) {
+	k := func(phase ejv1.KernelPhase, gpus, suspended int32, state string) *ejv1.JupyterKernel {
+		k := &ejv1.JupyterKernel{}
+		k.Status.Phase, k.Status.GPUs, k.Status.SuspendedGPUs, k.Status.ExecutionState, k.Status.GPUResource = phase, gpus, suspended, state, "nvidia.com/gpu"
+		return k
+	}
+	assert.Equal(t, []gpuTime{{resource: "nvidia.com/gpu", state: "busy", seconds: 4}}, kernelGPUTime(k(ejv1.KernelRunning, 2, 0, "busy"), 2*time.Second))
+	assert.Equal(t, []gpuTime{{resource: "nvidia.com/gpu", state: "idle", seconds: 2}}, kernelGPUTime(k(ejv1.KernelStarting, 1, 0, ""), 2*time.Second), "a pod that starts holds its GPU idle")
+	assert.Equal(t, []gpuTime{{resource: "nvidia.com/gpu", givenBack: true, seconds: 6}}, kernelGPUTime(k(ejv1.KernelSuspended, 0, 3, "idle"), 2*time.Second))
+	assert.Empty(t, kernelGPUTime(k(ejv1.KernelRunning, 0, 0, "busy"), 2*time.Second), "a CPU kernel")
+	assert.Empty(t, kernelGPUTime(k(ejv1.KernelPending, 0, 0, ""), 2*time.Second), "waiting for a GPU holds none")
 }

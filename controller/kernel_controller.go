@@ -198,8 +198,16 @@ func (r *KernelReconciler) ensureSecret(ctx context.Context, k *ejv1.JupyterKern
 	return ctrl.Result{}, nil, true
 }
 
-// suspend deletes the pod and keeps the Secret.
+// suspend deletes the pod and keeps the Secret. The status records when, and how many GPUs
+// the kernel gave back.
 func (r *KernelReconciler) suspend(ctx context.Context, k, orig *ejv1.JupyterKernel, pod *corev1.Pod) (ctrl.Result, error) {
+	if orig.Status.Phase != ejv1.KernelSuspended {
+		k.Status.SuspendedAt = &metav1.Time{Time: r.clock()}
+		k.Status.SuspendedGPUs = orig.Status.GPUs
+		if isTerminal(orig.Status.Phase) {
+			k.Status.SuspendedGPUs = 0 // a failed kernel's pod held nothing
+		}
+	}
 	k.Status.PodIP, k.Status.StartTime, k.Status.CompletionTime, k.Status.GPUs = "", nil, nil, 0
 	if pod == nil {
 		k.Status.Pod = ""
@@ -258,6 +266,10 @@ func (r *KernelReconciler) mirror(ctx context.Context, k, orig *ejv1.JupyterKern
 	k.Status.StartTime = rep.StartTime
 	k.Status.CompletionTime = rep.CompletionTime
 	k.Status.GPUs = rep.GPUs
+	k.Status.GPUResource = ""
+	if names := podGPUResources(pod, r.isGPU(ctx, pod)); len(names) > 0 {
+		k.Status.GPUResource = string(names[0])
+	}
 	setStatus(k, rep.Phase, rep.Reason, rep.Message)
 	if releasesPod(rep.Reason) && pod.DeletionTimestamp.IsZero() {
 		if err := r.persist(ctx, k, orig); err != nil {
@@ -345,6 +357,7 @@ func (r *KernelReconciler) createPod(ctx context.Context, k *ejv1.JupyterKernel)
 		r.Recorder.Eventf(k, pod, eventNormal, "PodCreated", "Start", "created pod %s", pod.Name)
 	}
 	k.Status.Pod, k.Status.PodIP, k.Status.StartTime, k.Status.CompletionTime, k.Status.GPUs = pod.Name, "", nil, nil, 0
+	k.Status.SuspendedGPUs = 0
 	k.Status.State = stateStatus(src.spec, k.Status.State)
 	setStatus(k, ejv1.KernelPending, ReasonPodCreated, "starting the kernel's pod")
 	return ctrl.Result{}, nil

@@ -209,10 +209,14 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 
 	rec := mgr.GetEventRecorder(EventSource)
 	queue := newGPUQueue()
+	accounting := newGPUAccounting(mgr.GetClient(), mgr.GetLogger().WithName("accounting"))
+	if err := mgr.Add(accounting); err != nil {
+		return err
+	}
 	reconcilers := []interface{ setup(manager.Manager) error }{
 		&KernelReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, GPUResources: opts.GPUResources, LauncherImage: opts.GatewayImage, queue: queue},
 		&GPUQueueReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), GPUResources: opts.GPUResources, Disabled: opts.NoGPUQueue, queue: queue},
-		&GatewayReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.GatewayImage},
+		&GatewayReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.GatewayImage, accounting: accounting},
 		&NotebookReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Image: opts.NotebookImage},
 		&KernelSpecReconciler{Client: mgr.GetClient()},
 		&KernelTemplateReconciler{Client: mgr.GetClient()},

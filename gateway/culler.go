@@ -52,9 +52,11 @@ func (g *Gateway) CullOnce(ctx context.Context) {
 			continue
 		}
 		policy := s.CullPolicy
+		reason := "idle"
 		if dead {
-			policy = CullDelete
+			policy, reason = CullDelete, "dead"
 		}
+		g.metrics.culls.WithLabelValues(policy, reason).Inc()
 		g.log.Info("culling kernel", "kernel", k.id, "reason", why, "policy", policy,
 			"execution_state", a.ExecutionState, "connections", a.Connections)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)

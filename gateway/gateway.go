@@ -29,6 +29,8 @@ type Options struct {
 	// PingInterval is how often websockets are pinged; a client that answers nothing for
 	// twice as long is dropped (default 30s).
 	PingInterval time.Duration
+	// Namespace and Name label the gateway's metrics (default "local", "gateway").
+	Namespace, Name string
 }
 
 // Gateway is a Jupyter kernel gateway.
@@ -40,6 +42,7 @@ type Gateway struct {
 	log     *slog.Logger
 	version string
 	ping    time.Duration
+	metrics *metrics
 
 	mu      sync.Mutex
 	kernels map[string]*kernel
@@ -59,9 +62,16 @@ func New(opts Options) *Gateway {
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = 30 * time.Second
 	}
+	if opts.Namespace == "" {
+		opts.Namespace = "local"
+	}
+	if opts.Name == "" {
+		opts.Name = "gateway"
+	}
 	return &Gateway{
 		prov: opts.Provisioner, specs: opts.Specs, source: opts.Settings, auth: opts.Auth,
 		log: opts.Log, version: opts.Version, ping: opts.PingInterval, kernels: map[string]*kernel{},
+		metrics: newMetrics(opts.Namespace, opts.Name),
 	}
 }
 

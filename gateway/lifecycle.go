@@ -117,6 +117,7 @@ func (k *kernel) bringUp(resume bool, timeout time.Duration) {
 			k.restoreState(ctx, info)
 		}
 		if k.run(info) {
+			k.g.metrics.observeUp(resume, time.Since(start))
 			k.g.log.Info("kernel running", "kernel", k.id, "after", time.Since(start).Round(time.Millisecond).String())
 			k.g.report(k)
 		}

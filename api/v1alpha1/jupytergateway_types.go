@@ -163,6 +163,16 @@ type JupyterGatewayStatus struct {
 	// +optional
 	GPUsHeld int32 `json:"gpusHeld"`
 
+	// gpuSecondsGivenBack is the GPU time the gateway's suspended kernels gave back to the
+	// cluster (the GPUs each held when suspended, for as long as it stayed suspended), since the
+	// gateway was created; counted by the controller, to within a minute.
+	// +optional
+	GPUSecondsGivenBack int64 `json:"gpuSecondsGivenBack,omitempty"`
+
+	// gpuHoursGivenBack is gpuSecondsGivenBack in hours, with two decimals, for kubectl.
+	// +optional
+	GPUHoursGivenBack string `json:"gpuHoursGivenBack,omitempty"`
+
 	// observedGeneration is the generation of the spec this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -184,6 +194,7 @@ type JupyterGatewayStatus struct {
 // +kubebuilder:printcolumn:name="Running",type=integer,JSONPath=`.status.kernelsRunning`
 // +kubebuilder:printcolumn:name="Suspended",type=integer,JSONPath=`.status.kernelsSuspended`
 // +kubebuilder:printcolumn:name="GPUs",type=integer,JSONPath=`.status.gpusHeld`
+// +kubebuilder:printcolumn:name="GPU-Hours-Given-Back",type=string,JSONPath=`.status.gpuHoursGivenBack`
 // +kubebuilder:printcolumn:name="Idle-Timeout",type=integer,JSONPath=`.spec.cullIdleTimeout`
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.cullPolicy`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -113,6 +113,20 @@ type JupyterKernelStatus struct {
 	// +optional
 	GPUs int32 `json:"gpus"`
 
+	// gpuResource is the resource name of the GPUs the kernel's pod asks for (such as
+	// nvidia.com/gpu or a MIG profile); empty for a kernel without GPUs.
+	// +optional
+	GPUResource string `json:"gpuResource,omitempty"`
+
+	// suspendedGPUs is the number of GPUs the kernel gave back when it was suspended (0 while
+	// it is not suspended).
+	// +optional
+	SuspendedGPUs int32 `json:"suspendedGPUs,omitempty"`
+
+	// suspendedAt is when the kernel was last suspended.
+	// +optional
+	SuspendedAt *metav1.Time `json:"suspendedAt,omitempty"`
+
 	// lastActivity is when a message last went to or came from the kernel, as the gateway
 	// saw it (written by the gateway at most every few seconds).
 	// +optional

@@ -467,6 +467,10 @@ func (in *JupyterKernelStatus) DeepCopyInto(out *JupyterKernelStatus) {
 		in, out := &in.CompletionTime, &out.CompletionTime
 		*out = (*in).DeepCopy()
 	}
+	if in.SuspendedAt != nil {
+		in, out := &in.SuspendedAt, &out.SuspendedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.LastActivity != nil {
 		in, out := &in.LastActivity, &out.LastActivity
 		*out = (*in).DeepCopy()

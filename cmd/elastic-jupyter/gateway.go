@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	listen := fs.String("listen", ":8888", "address to serve the Jupyter kernel gateway API on")
+	metricsAddr := fs.String("metrics-bind-address", "", "address to serve Prometheus metrics on, at /metrics (empty: none)")
 	tokenFile := fs.String("auth-token-file", "", "file holding the token clients must send (empty: no token)")
 	prov := fs.String("provisioner", "kubernetes", "where kernels run: kubernetes (a pod each, from the gateway's JupyterGateway) or local (processes)")
 	logLevel := fs.String("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -95,6 +97,7 @@ func runGateway(ctx context.Context, args []string) error {
 			return err
 		}
 		opts.Provisioner, opts.Specs, opts.Settings = k.Provisioner, k.Specs, k.Settings
+		opts.Namespace, opts.Name = k.Namespace, *name
 		if token != "" {
 			opts.Auth = k.Auth(token)
 		}
@@ -105,7 +108,19 @@ func runGateway(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", *listen, err)
 	}
-	return gateway.New(opts).Serve(ctx, l)
+	g := gateway.New(opts)
+	if *metricsAddr != "" {
+		ml, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-bind-address %s: %w", *metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", g.MetricsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ml) }()
+		defer srv.Close()
+	}
+	return g.Serve(ctx, l)
 }
 
 // newLogger returns a JSON logger at a Jupyter-style level name.

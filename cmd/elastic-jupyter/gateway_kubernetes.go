@@ -15,6 +15,8 @@ type kubernetesParts struct {
 	Settings    gateway.SettingsSource
 	// Auth knows the team token (the admin) and every notebook server's own token.
 	Auth func(teamToken string) gateway.Authenticator
+	// Namespace is the gateway's namespace.
+	Namespace string
 }
 
 // kubernetesGateway connects to the cluster and follows the gateway's own JupyterGateway.
@@ -37,5 +39,5 @@ func kubernetesGateway(ctx context.Context, name, namespace, kubeconfig string, 
 		return nil, err
 	}
 	go k.Run(ctx)
-	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k, Auth: k.Auth}, nil
+	return &kubernetesParts{Provisioner: k, Specs: k, Settings: k, Auth: k.Auth, Namespace: namespace}, nil
 }
