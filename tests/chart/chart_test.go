@@ -89,7 +89,7 @@ func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
 		assert.Equal(t, w.policy, gw.Spec.CullPolicy, team)
 		assert.EqualValues(t, 60, *gw.Spec.CullInterval, "%s keeps the default interval", team)
 		assert.False(t, gw.Spec.CullBusy, team)
-		assert.False(t, ptr.Deref(gw.Spec.CullConnected, false), team)
+		assert.Nil(t, gw.Spec.CullConnected, "%s leaves cullConnected to the gateway's default for its cullPolicy", team)
 		assert.Equal(t, w.kernels, gw.Spec.Kernels, team)
 		assert.Equal(t, w.kernels[0], *gw.Spec.DefaultKernel, team)
 		assert.Equal(t, team, gw.Labels["kubeflow.tkestack.io/team"])
@@ -108,6 +108,28 @@ func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
 	gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-vision", "gateway")
 	assert.EqualValues(t, 0, *gw.Spec.CullIdleTimeout)
 	assert.Empty(t, ofKind[corev1.Namespace](t, objs, "Namespace"))
+}
+
+// cullConnected is rendered only when a team (or teamDefaults) sets it: unset, the gateway's
+// default follows cullPolicy (true with Suspend, false with Delete). A team's null unsets a
+// teamDefaults value; false is a choice, not "unset".
+func TestCullConnectedIsRenderedOnlyWhenSet(t *testing.T) {
+	for name, c := range map[string]struct {
+		values string
+		want   *bool
+	}{
+		"unset with Suspend":     {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Suspend}}]", nil},
+		"unset with Delete":      {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Delete}}]", nil},
+		"false with Suspend":     {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Suspend, cullConnected: false}}]", ptr.To(false)},
+		"true with Delete":       {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Delete, cullConnected: true}}]", ptr.To(true)},
+		"from teamDefaults":      {"teamDefaults: {gateway: {cullConnected: false}}\nteams: [{name: a, namespaces: [team-a]}]", ptr.To(false)},
+		"null over teamDefaults": {"teamDefaults: {gateway: {cullConnected: false}}\nteams: [{name: a, namespaces: [team-a], gateway: {cullConnected: null}}]", nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			gw := named[ejv1.JupyterGateway](t, objects(t, render(t, []string{valuesFile(t, c.values)}, nil)), "JupyterGateway", "team-a", "gateway")
+			assert.Equal(t, c.want, gw.Spec.CullConnected)
+		})
+	}
 }
 
 func TestFirstInstallLeavesTeamObjectsForTheUpgrade(t *testing.T) {
