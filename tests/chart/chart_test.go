@@ -249,13 +249,19 @@ func mustYAML(t *testing.T, v any) string {
 
 func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
 	for set, msg := range map[string]string{
-		"controller.replica=2":                    "additional properties 'replica' not allowed",
-		"teamDefaults.gateway.culIdleTimeout=60":  "additional properties 'culIdleTimeout' not allowed",
-		"teamDefaults.gateway.cullPolicy=Pause":   "value must be one of 'Delete', 'Suspend'",
-		"webhook.failurePolicy=Sometimes":         "value must be one of 'Fail', 'Ignore'",
-		"teamDefaults.gateway.cullIdleTimeout=-1": "minimum",
-		"teamDefaults.gpu.maxPerKernel=two":       "got string, want integer",
-		"certManager.enabled=maybe":               "got string, want boolean",
+		"controller.replica=2":                          "additional properties 'replica' not allowed",
+		"teamDefaults.gateway.culIdleTimeout=60":        "additional properties 'culIdleTimeout' not allowed",
+		"teamDefaults.gateway.cullPolicy=Pause":         "value must be one of 'Delete', 'Suspend'",
+		"webhook.failurePolicy=Sometimes":               "value must be one of 'Fail', 'Ignore'",
+		"teamDefaults.gateway.cullIdleTimeout=-1":       "minimum",
+		"teamDefaults.gpu.maxPerKernel=two":             "got string, want integer",
+		"certManager.enabled=maybe":                     "got string, want boolean",
+		"teamDefaults.state.claimname=x":                "additional properties 'claimname' not allowed",
+		"teamDefaults.state.enabled=yes":                "got string, want boolean",
+		"teamDefaults.state.accessModes={ReadOnlyMany}": "value must be one of 'ReadWriteMany', 'ReadWriteOnce'",
+		"teamDefaults.state.size=10GB":                  "'10GB' does not match pattern",
+		"teamDefaults.state.maxBytes=lots":              "'lots' does not match pattern",
+		"teamDefaults.kernelspecs[0].state.volume=x":    "additional properties 'volume' not allowed",
 	} {
 		k, v, _ := strings.Cut(set, "=")
 		_, err := renderE(t, nil, map[string]string{k: v})
@@ -284,6 +290,11 @@ func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
 		"a default over the maximum in teamDefaults": {nil, map[string]string{"teamDefaults.gpu.defaultPerKernel": "2"},
 			`teamDefaults: gpu.defaultPerKernel is 2 but gpu.maxPerKernel is 1`},
 		"a team without namespaces": {nil, map[string]string{"teams[0].name": "x"}, `missing property 'namespaces'`},
+		// There is no claim for its kernels' variables.
+		"a kernelspec's maxBytes in a team without state": {[]string{filepath.Join(valuesDir, "cpu-team.yaml")}, map[string]string{"teams[0].kernelspecs[0].state.maxBytes": "1Gi"},
+			`teams[0] (analytics): kernelspecs[0] (python3) sets state but the team's state.enabled is false`},
+		"a kernelspec's state.enabled in a team whose state is off": {gpuTeam, map[string]string{"teams[0].state.enabled": "false", "teams[0].kernelspecs[1].state.enabled": "true"},
+			`teams[0] (vision): kernelspecs[1] (python3) sets state but the team's state.enabled is false, so there is no claim`},
 		"an argv without the connection file": {append(gpuTeam, valuesFile(t, "teamDefaults: {kernelDefaults: {command: [python3, -m, ipykernel_launcher]}}")), nil,
 			`at '/teamDefaults/kernelDefaults/command'`},
 	} {
