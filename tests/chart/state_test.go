@@ -2,6 +2,7 @@ package chart
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -158,4 +159,156 @@ func TestFirstInstallCreatesTheStateClaim(t *testing.T) {
 	objs := objects(t, out)
 	assert.Empty(t, ofKind[ejv1.JupyterKernelSpec](t, objs, "JupyterKernelSpec"))
 	assertClaim(t, objs, "a", claimWant{"team-a", "kernel-state", rwx, "10Gi", nil})
+}
+
+// valuesTeam is one team of a values file, read over the file's teamDefaults and the chart's
+// values.yaml as the chart merges them, independently of its templates.
+type valuesTeam struct {
+	file, name  string
+	namespaces  []string
+	layers      []map[string]any
+	kernelspecs []map[string]any
+}
+
+func (v valuesTeam) get(path ...string) (any, bool) { return lookup(v.layers, path...) }
+
+func (v valuesTeam) String() string { return v.file + ": team " + v.name }
+
+// kernelGPUs is what each kernel of kernelspec k gets: its gpus, else the team's default.
+func (v valuesTeam) kernelGPUs(k map[string]any) float64 {
+	if g, ok := k["gpus"].(float64); ok {
+		return g
+	}
+	def, _ := v.get("gpu", "defaultPerKernel")
+	n, _ := def.(float64)
+	return n
+}
+
+// hasGPUKernels says whether a kernel of the team gets a GPU.
+func (v valuesTeam) hasGPUKernels() bool {
+	for _, k := range v.kernelspecs {
+		if v.kernelGPUs(k) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// teamsOf is every team of a values file.
+func teamsOf(t *testing.T, file string) []valuesTeam {
+	t.Helper()
+	chartDefaults, _ := readValues(t, filepath.Join(chartDir, "values.yaml"))["teamDefaults"].(map[string]any)
+	require.NotEmpty(t, chartDefaults)
+	vals := readValues(t, file)
+	fileDefaults, _ := vals["teamDefaults"].(map[string]any)
+	teams, _ := vals["teams"].([]any)
+	var out []valuesTeam
+	for i, tm := range teams {
+		team, ok := tm.(map[string]any)
+		require.True(t, ok, "%s: teams[%d] is a map", file, i)
+		v := valuesTeam{file: filepath.Base(file), layers: []map[string]any{team, fileDefaults, chartDefaults}}
+		v.name, _ = team["name"].(string)
+		nss, _ := team["namespaces"].([]any)
+		for _, ns := range nss {
+			s, _ := ns.(string)
+			v.namespaces = append(v.namespaces, s)
+		}
+		require.NotEmpty(t, v.namespaces, "%s: teams[%d].namespaces", file, i)
+		specs, _ := v.get("kernelspecs")
+		list, _ := specs.([]any)
+		for _, k := range list {
+			m, _ := k.(map[string]any)
+			v.kernelspecs = append(v.kernelspecs, m)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// quantityOf is a quantity from values: "256Mi" or a number of bytes.
+func quantityOf(t *testing.T, v any) resource.Quantity {
+	t.Helper()
+	switch q := v.(type) {
+	case string:
+		return resource.MustParse(q)
+	case float64:
+		return *resource.NewQuantity(int64(q), resource.BinarySI)
+	}
+	t.Fatalf("%v is not a quantity", v)
+	return resource.Quantity{}
+}
+
+// Every values file, as it is: each team with GPU kernels suspends them (cullPolicy Suspend) and
+// keeps their variables: a ReadWriteMany claim, named as its kernelspecs' spec.state.volume, in
+// the namespace its gateway runs kernels in, and spec.state on every GPU kernelspec.
+// cullConnected is rendered only where the file sets it. A team without state renders no claim
+// and no spec.state.
+func TestEveryValuesFileKeepsTheVariablesOfItsGPUTeams(t *testing.T) {
+	for _, f := range valuesFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			objs := objects(t, render(t, []string{f}, nil))
+			teams := teamsOf(t, f)
+			require.NotEmpty(t, teams)
+			claims := 0
+			for _, team := range teams {
+				gwName, _ := team.get("gateway", "name")
+				gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", team.namespaces[0], gwName.(string))
+				kernelNS := gw.Namespace
+				if gw.Spec.KernelNamespace != "" {
+					kernelNS = gw.Spec.KernelNamespace
+				}
+				if v, ok := team.get("gateway", "cullConnected"); ok && v != nil {
+					assert.Equal(t, ptr.To(v.(bool)), gw.Spec.CullConnected, "%s sets cullConnected", team)
+				} else {
+					assert.Nil(t, gw.Spec.CullConnected, "%s leaves cullConnected to the gateway's default for %s", team, gw.Spec.CullPolicy)
+				}
+				enabled, _ := team.get("state", "enabled")
+				stateOn := enabled == true
+				if team.hasGPUKernels() {
+					assert.Equal(t, ejv1.CullPolicySuspend, gw.Spec.CullPolicy, "%s has GPU kernels: idle ones are suspended, and their GPUs go back", team)
+					assert.True(t, stateOn, "%s has GPU kernels: its state keeps their variables across a suspension", team)
+				}
+				if !stateOn {
+					for _, ns := range team.namespaces {
+						for _, c := range claimsOf(t, objs) {
+							assert.NotEqual(t, ns, c.Namespace, "%s has no state: no claim %s in %s", team, c.Name, ns)
+						}
+					}
+					for _, k := range team.kernelspecs {
+						assertKernelspecState(t, named[ejv1.JupyterKernelSpec](t, objs, "JupyterKernelSpec", team.namespaces[0], k["name"].(string)), nil)
+					}
+					continue
+				}
+				claimName, _ := team.get("state", "claimName")
+				teamMax, _ := team.get("state", "maxBytes")
+				for _, k := range team.kernelspecs {
+					ks := named[ejv1.JupyterKernelSpec](t, objs, "JupyterKernelSpec", team.namespaces[0], k["name"].(string))
+					own, _ := k["state"].(map[string]any)
+					if own["enabled"] == false {
+						assert.Zero(t, team.kernelGPUs(k), "%s: a GPU kernelspec keeps its variables (%s opts out)", team, ks.Name)
+						assertKernelspecState(t, ks, nil)
+						continue
+					}
+					max := teamMax
+					if m, ok := own["maxBytes"]; ok {
+						max = m
+					}
+					q := quantityOf(t, max)
+					assertKernelspecState(t, ks, &stateWant{claimName.(string), q.String()})
+					if ks.Spec.State == nil {
+						continue
+					}
+					if create, _ := team.get("state", "create"); create == true {
+						pvc := named[corev1.PersistentVolumeClaim](t, objs, "PersistentVolumeClaim", kernelNS, ks.Spec.State.Volume)
+						assert.Contains(t, pvc.Spec.AccessModes, corev1.ReadWriteMany, "%s: kernels on several nodes share claim %s", team, pvc.Name)
+						assert.Equal(t, "keep", pvc.Annotations["helm.sh/resource-policy"], "%s: claim %s survives an uninstall", team, pvc.Name)
+					}
+				}
+				if create, _ := team.get("state", "create"); create == true {
+					claims++
+				}
+			}
+			assert.Len(t, claimsOf(t, objs), claims, "one claim per team whose state creates one")
+		})
+	}
 }
