@@ -109,6 +109,7 @@ teams:
 		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam, "--set", "teams[0].gateway.cullIdleTimeout=0")
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "idle kernels are never culled", "the notes read cullIdleTimeout: 0 as never, not after 0 s")
+		assert.NotContains(t, out, "Kernels whose tab is still open", "a kernel never culled is not culled with its tab open either")
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "0", out, "cullIdleTimeout: 0 reaches the gateway")
