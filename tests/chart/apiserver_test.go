@@ -60,6 +60,9 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "deployment.apps/ej-elastic-jupyter-controller")
 		assert.Contains(t, out, "deployment.apps/ej-elastic-jupyter-webhook")
+		out, err = kubectl("get", "pvc", "kernel-state", "-n", "team-vision", "-o", "jsonpath={.spec.accessModes[*]} {.spec.resources.requests.storage}")
+		require.NoError(t, err, "the first install creates the team's state claim:\n%s", out)
+		assert.Equal(t, "ReadWriteMany 50Gi", out)
 
 		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam)
 		require.NoError(t, err, out)
@@ -69,16 +72,44 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		out, err = kubectl("get", "jupyterkernelspecs", "-n", "team-vision", "-o", "name")
 		require.NoError(t, err, out)
 		assert.ElementsMatch(t, []string{"jupyterkernelspec.kubeflow.tkestack.io/python3-gpu", "jupyterkernelspec.kubeflow.tkestack.io/python3"}, strings.Fields(out))
+		for _, ks := range []string{"python3-gpu", "python3"} {
+			out, err = kubectl("get", "jupyterkernelspec", ks, "-n", "team-vision", "-o", "jsonpath={.spec.state.volume} {.spec.state.maxBytes}")
+			require.NoError(t, err, out)
+			assert.Equal(t, "kernel-state 1Gi", out, "%s keeps its variables on the team's claim", ks)
+		}
+		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullPolicy} cullConnected={.spec.cullConnected}")
+		require.NoError(t, err, out)
+		assert.Equal(t, "Suspend cullConnected=", out, "cullConnected is left to the gateway's default for Suspend")
 
 		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam, "--set", "teams[0].gateway.cullIdleTimeout=600")
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "idle kernels are suspended after 600 s.", "the notes give the team's timeout")
+		assert.Contains(t, out, "Kernels whose tab is still open are suspended too (cullConnected)")
+		assert.Contains(t, out, "Suspended kernels keep their variables on claim kernel-state in team-vision (kept on uninstall).")
+		assert.NotContains(t, out, "WARNING")
+		// The notes warn of a team whose state cannot work as it says.
+		// (Not in t.TempDir(): helm reads commas in -f as separators, and the subtest's name has some.)
+		notes := filepath.Join(env.Dir, "notes-values.yaml")
+		require.NoError(t, os.WriteFile(notes, []byte(`
+teams:
+  - {name: nostate, namespaces: [team-nostate], gateway: {cullPolicy: Suspend}}
+  - {name: deletes, namespaces: [team-deletes], gateway: {cullPolicy: Delete}, state: {enabled: true}}
+  - {name: existing, namespaces: [team-existing], gateway: {cullConnected: false}, state: {enabled: true, create: false, claimName: vars}}
+`), 0o644))
+		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "--dry-run=server", "-f", notes)
+		require.NoError(t, err, out)
+		assert.Contains(t, out, "WARNING: team nostate has no state, so a suspended kernel comes back without its variables, even one whose tab was left open")
+		assert.Contains(t, out, "WARNING: team deletes has state but cullPolicy Delete")
+		assert.Contains(t, out, "Suspended kernels keep their variables on claim vars in team-existing, which must exist (state.create: false)")
+		assert.Equal(t, 1, strings.Count(out, "Kernels whose tab is still open"), "only team nostate culls connected kernels:\n%s", out)
+		assert.NotContains(t, out, "kind: PersistentVolumeClaim\nmetadata:\n  name: vars", "state.create: false renders no claim")
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "600", out, "an upgrade changes the team's cull settings in place")
 		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam, "--set", "teams[0].gateway.cullIdleTimeout=0")
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "idle kernels are never culled", "the notes read cullIdleTimeout: 0 as never, not after 0 s")
+		assert.NotContains(t, out, "Kernels whose tab is still open", "a kernel never culled is not culled with its tab open either")
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "0", out, "cullIdleTimeout: 0 reaches the gateway")
@@ -101,6 +132,14 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		out, err = kubectl("get", "namespace", "team-vision", "-o", "jsonpath={.status.phase}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "Active", out, "the team's namespace, with its users' notebooks, stays")
+		out, err = kubectl("get", "pvc", "kernel-state", "-n", "team-vision", "-o", "name")
+		require.NoError(t, err, "the team's state claim, with its users' saved variables, stays:\n%s", out)
+
+		// Installed again, the release takes back what it kept.
+		out, err = helmCmd(t, kubeconfig, "install", release, chartDir, "-n", namespace, "-f", gpuTeam)
+		require.NoError(t, err, "a new install adopts the kept namespace and claim:\n%s", out)
+		out, err = helmCmd(t, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
+		require.NoError(t, err, out)
 	})
 
 	t.Run("server-side apply of every values file", func(t *testing.T) {
@@ -112,7 +151,25 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		for _, f := range valuesFiles(t) {
 			cases[filepath.Base(f)] = []string{f}
 		}
+		// A claim's spec is immutable and values files give the same claim different specs; with no
+		// kube-controller-manager to release its pvc-protection finalizer, each file's claims are
+		// removed by hand before the next file is applied.
+		removeClaims := func(t *testing.T) {
+			out, err := kubectl("get", "pvc", "-A", "-o", `jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{"\n"}{end}`)
+			require.NoError(t, err, out)
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				ns, name, ok := strings.Cut(line, " ")
+				if !ok {
+					continue
+				}
+				out, err := kubectl("patch", "pvc", name, "-n", ns, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+				require.NoError(t, err, out)
+				out, err = kubectl("delete", "pvc", name, "-n", ns, "--wait")
+				require.NoError(t, err, out)
+			}
+		}
 		for name, files := range cases {
+			removeClaims(t)
 			for _, cm := range []string{"true", "false"} {
 				manifest := render(t, files, map[string]string{"certManager.enabled": cm})
 				file := filepath.Join(t.TempDir(), "rendered.yaml")

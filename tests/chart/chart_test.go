@@ -89,7 +89,7 @@ func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
 		assert.Equal(t, w.policy, gw.Spec.CullPolicy, team)
 		assert.EqualValues(t, 60, *gw.Spec.CullInterval, "%s keeps the default interval", team)
 		assert.False(t, gw.Spec.CullBusy, team)
-		assert.False(t, ptr.Deref(gw.Spec.CullConnected, false), team)
+		assert.Nil(t, gw.Spec.CullConnected, "%s leaves cullConnected to the gateway's default for its cullPolicy", team)
 		assert.Equal(t, w.kernels, gw.Spec.Kernels, team)
 		assert.Equal(t, w.kernels[0], *gw.Spec.DefaultKernel, team)
 		assert.Equal(t, team, gw.Labels["kubeflow.tkestack.io/team"])
@@ -108,6 +108,28 @@ func TestTeamGatewaysCarryTheirCullSettings(t *testing.T) {
 	gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-vision", "gateway")
 	assert.EqualValues(t, 0, *gw.Spec.CullIdleTimeout)
 	assert.Empty(t, ofKind[corev1.Namespace](t, objs, "Namespace"))
+}
+
+// cullConnected is rendered only when a team (or teamDefaults) sets it: unset, the gateway's
+// default follows cullPolicy (true with Suspend, false with Delete). A team's null unsets a
+// teamDefaults value; false is a choice, not "unset".
+func TestCullConnectedIsRenderedOnlyWhenSet(t *testing.T) {
+	for name, c := range map[string]struct {
+		values string
+		want   *bool
+	}{
+		"unset with Suspend":     {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Suspend}}]", nil},
+		"unset with Delete":      {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Delete}}]", nil},
+		"false with Suspend":     {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Suspend, cullConnected: false}}]", ptr.To(false)},
+		"true with Delete":       {"teams: [{name: a, namespaces: [team-a], gateway: {cullPolicy: Delete, cullConnected: true}}]", ptr.To(true)},
+		"from teamDefaults":      {"teamDefaults: {gateway: {cullConnected: false}}\nteams: [{name: a, namespaces: [team-a]}]", ptr.To(false)},
+		"null over teamDefaults": {"teamDefaults: {gateway: {cullConnected: false}}\nteams: [{name: a, namespaces: [team-a], gateway: {cullConnected: null}}]", nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			gw := named[ejv1.JupyterGateway](t, objects(t, render(t, []string{valuesFile(t, c.values)}, nil)), "JupyterGateway", "team-a", "gateway")
+			assert.Equal(t, c.want, gw.Spec.CullConnected)
+		})
+	}
 }
 
 func TestFirstInstallLeavesTeamObjectsForTheUpgrade(t *testing.T) {
@@ -227,13 +249,19 @@ func mustYAML(t *testing.T, v any) string {
 
 func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
 	for set, msg := range map[string]string{
-		"controller.replica=2":                    "additional properties 'replica' not allowed",
-		"teamDefaults.gateway.culIdleTimeout=60":  "additional properties 'culIdleTimeout' not allowed",
-		"teamDefaults.gateway.cullPolicy=Pause":   "value must be one of 'Delete', 'Suspend'",
-		"webhook.failurePolicy=Sometimes":         "value must be one of 'Fail', 'Ignore'",
-		"teamDefaults.gateway.cullIdleTimeout=-1": "minimum",
-		"teamDefaults.gpu.maxPerKernel=two":       "got string, want integer",
-		"certManager.enabled=maybe":               "got string, want boolean",
+		"controller.replica=2":                          "additional properties 'replica' not allowed",
+		"teamDefaults.gateway.culIdleTimeout=60":        "additional properties 'culIdleTimeout' not allowed",
+		"teamDefaults.gateway.cullPolicy=Pause":         "value must be one of 'Delete', 'Suspend'",
+		"webhook.failurePolicy=Sometimes":               "value must be one of 'Fail', 'Ignore'",
+		"teamDefaults.gateway.cullIdleTimeout=-1":       "minimum",
+		"teamDefaults.gpu.maxPerKernel=two":             "got string, want integer",
+		"certManager.enabled=maybe":                     "got string, want boolean",
+		"teamDefaults.state.claimname=x":                "additional properties 'claimname' not allowed",
+		"teamDefaults.state.enabled=yes":                "got string, want boolean",
+		"teamDefaults.state.accessModes={ReadOnlyMany}": "value must be one of 'ReadWriteMany', 'ReadWriteOnce'",
+		"teamDefaults.state.size=10GB":                  "'10GB' does not match pattern",
+		"teamDefaults.state.maxBytes=lots":              "'lots' does not match pattern",
+		"teamDefaults.kernelspecs[0].state.volume=x":    "additional properties 'volume' not allowed",
 	} {
 		k, v, _ := strings.Cut(set, "=")
 		_, err := renderE(t, nil, map[string]string{k: v})
@@ -262,6 +290,11 @@ func TestBadTeamsAreRefusedWithTheFix(t *testing.T) {
 		"a default over the maximum in teamDefaults": {nil, map[string]string{"teamDefaults.gpu.defaultPerKernel": "2"},
 			`teamDefaults: gpu.defaultPerKernel is 2 but gpu.maxPerKernel is 1`},
 		"a team without namespaces": {nil, map[string]string{"teams[0].name": "x"}, `missing property 'namespaces'`},
+		// There is no claim for its kernels' variables.
+		"a kernelspec's maxBytes in a team without state": {[]string{filepath.Join(valuesDir, "cpu-team.yaml")}, map[string]string{"teams[0].kernelspecs[0].state.maxBytes": "1Gi"},
+			`teams[0] (analytics): kernelspecs[0] (python3) sets state but the team's state.enabled is false`},
+		"a kernelspec's state.enabled in a team whose state is off": {gpuTeam, map[string]string{"teams[0].state.enabled": "false", "teams[0].kernelspecs[1].state.enabled": "true"},
+			`teams[0] (vision): kernelspecs[1] (python3) sets state but the team's state.enabled is false, so there is no claim`},
 		"an argv without the connection file": {append(gpuTeam, valuesFile(t, "teamDefaults: {kernelDefaults: {command: [python3, -m, ipykernel_launcher]}}")), nil,
 			`at '/teamDefaults/kernelDefaults/command'`},
 	} {

@@ -43,6 +43,27 @@ as YAML {teams: [...]}. Fails with a message that names the team and the value t
 {{- if and (hasKey $spec "gpus") (gt (int $spec.gpus) (int $team.gpu.maxPerKernel)) -}}
 {{- fail (printf "teams[%d] (%s): kernelspecs[%d] (%s) asks %d GPUs but gpu.maxPerKernel is %d: lower gpus or raise the team's maxPerKernel" $i $team.name $j $spec.name (int $spec.gpus) (int $team.gpu.maxPerKernel)) -}}
 {{- end -}}
+{{- /* state: every kernelspec of a team with state gets spec.state {volume, maxBytes} unless
+it says state: {enabled: false}; its own maxBytes overrides the team's. A kernelspec that asks for
+state ({enabled: true} or a maxBytes) in a team without state is refused: there is no claim. */ -}}
+{{- $ks := $spec.state | default dict -}}
+{{- $asks := hasKey $ks "maxBytes" -}}
+{{- $on := $team.state.enabled -}}
+{{- if hasKey $ks "enabled" -}}
+{{- $asks = $ks.enabled -}}
+{{- $on = and $on $ks.enabled -}}
+{{- end -}}
+{{- if and $asks (not $team.state.enabled) -}}
+{{- fail (printf "teams[%d] (%s): kernelspecs[%d] (%s) sets state but the team's state.enabled is false, so there is no claim to keep its kernels' variables on: set the team's state.enabled: true or remove the kernelspec's state" $i $team.name $j $spec.name) -}}
+{{- end -}}
+{{- $_ := unset $spec "state" -}}
+{{- if $on -}}
+{{- $max := $team.state.maxBytes -}}
+{{- if and (hasKey $ks "maxBytes") (not (kindIs "invalid" $ks.maxBytes)) -}}
+{{- $max = $ks.maxBytes -}}
+{{- end -}}
+{{- $_ := set $spec "state" (dict "volume" $team.state.claimName "maxBytes" $max) -}}
+{{- end -}}
 {{- $specs = append $specs $spec -}}
 {{- end -}}
 {{- $_ := set $team "kernelspecs" $specs -}}
@@ -59,5 +80,17 @@ Call with (dict "where" "teams[0] (vision)" "gpu" $team.gpu).
 {{- define "elastic-jupyter.checkDefaultGPUs" -}}
 {{- if gt (int .gpu.defaultPerKernel) (int .gpu.maxPerKernel) -}}
 {{- fail (printf "%s: gpu.defaultPerKernel is %d but gpu.maxPerKernel is %d: the webhook would refuse the policy and every kernel pod; lower defaultPerKernel or raise maxPerKernel" .where (int .gpu.defaultPerKernel) (int .gpu.maxPerKernel)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+elastic-jupyter.quantity: a quantity from values, "10Gi" or a number of bytes (YAML numbers reach
+templates as floats: 1073741824 would print as 1.073741824e+09).
+*/}}
+{{- define "elastic-jupyter.quantity" -}}
+{{- if kindIs "string" . -}}
+{{- quote . -}}
+{{- else -}}
+{{- int64 . -}}
 {{- end -}}
 {{- end -}}
