@@ -11,13 +11,12 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 )
 
+func minutes(m float64) time.Duration { return time.Duration(m * float64(time.Minute)) }
 
-func min_(m float64) time.Duration { return time.Duration(m * float64(time.Minute)) }
-
-func mins(ms ...float64) []time.Duration {
+func waits(ms ...float64) []time.Duration {
 	var ds []time.Duration
 	for _, m := range ms {
-		ds = append(ds, min_(m))
+		ds = append(ds, minutes(m))
 	}
 	return ds
 }
@@ -46,14 +45,14 @@ func TestHandComputedThreeSessions(t *testing.T) {
 		// as when bound per notebook.
 		name: "never, enough GPUs",
 		cfg:  suspend(0, 0),
-		want: Result{Held: min_(250), Waits: mins(0, 0, 0), Starts: 3, End: min_(120)},
+		want: Result{Held: minutes(250), Waits: waits(0, 0, 0), Starts: 3, End: minutes(120)},
 	}, {
 		// Never culled, 2 GPUs: A and B get theirs at 0. C opens at 30 and waits for B's GPU
 		// until B closes at 60 (wait 30); C is up at 60.5, runs 60.5–65.5, then 90–92, and
 		// closes at 100. Held: A 0–120 (120) + B 0–60 (60) + C 60–100 (40) = 220.
 		name: "never, 2 GPUs",
 		cfg:  suspend(0, 2),
-		want: Result{Held: min_(220), Waits: mins(0, 0, 30), Starts: 3, End: min_(120)},
+		want: Result{Held: minutes(220), Waits: waits(0, 0, 30), Starts: 3, End: minutes(120)},
 	}, {
 		// Suspend after 15 min, 2 GPUs. A idle since 12: suspended at 28. B idle since 25:
 		// suspended at 41. C opens at 30 and takes A's GPU (no wait), runs 32–37, suspended
@@ -63,7 +62,7 @@ func TestHandComputedThreeSessions(t *testing.T) {
 		// + C 30–53 + 90–100 (23+10) = 128. Culls: A, B, C, A.
 		name: "Suspend 15m, 2 GPUs",
 		cfg:  suspend(15*time.Minute, 2),
-		want: Result{Held: min_(128), Waits: mins(0, 0, 0, 0, 0), Starts: 3, Resumes: 2, Culls: 4, End: min_(120)},
+		want: Result{Held: minutes(128), Waits: waits(0, 0, 0, 0, 0), Starts: 3, Resumes: 2, Culls: 4, End: minutes(120)},
 	}, {
 		// Delete after 15 min, 1 GPU. A gets it at 0, runs 2–12, is deleted at 28. B, waiting
 		// since 0, gets it at 28 (wait 28), runs its cell (asked at 5) 28.5–48.5, and closes at
@@ -74,25 +73,25 @@ func TestHandComputedThreeSessions(t *testing.T) {
 		// 81–107 (28+26) + B 28–60 (32) + C 60–81 + 107–109.5 (21+2.5) = 109.5.
 		name: "Delete 15m, 1 GPU",
 		cfg:  deleteAt(15*time.Minute, 1),
-		want: Result{Held: min_(109.5), Waits: mins(0, 28, 30, 9, 17), Starts: 3, Restarts: 2, Culls: 3, End: min_(120)},
+		want: Result{Held: minutes(109.5), Waits: waits(0, 28, 30, 9, 17), Starts: 3, Restarts: 2, Culls: 3, End: minutes(120)},
 	}, {
 		// Suspend after 15 min, 1 GPU: the same times as Delete; the kernels resume instead.
 		name: "Suspend 15m, 1 GPU",
 		cfg:  suspend(15*time.Minute, 1),
-		want: Result{Held: min_(109.5), Waits: mins(0, 28, 30, 9, 17), Starts: 3, Resumes: 2, Culls: 3, End: min_(120)},
+		want: Result{Held: minutes(109.5), Waits: waits(0, 28, 30, 9, 17), Starts: 3, Resumes: 2, Culls: 3, End: minutes(120)},
 	}, {
 		// Never culled, 1 GPU: A holds it until it closes at 120. B (waiting since 0, its
 		// cell asked at 5) gets it at 120, runs 120.5–140.5 and closes; C (waiting since 30)
 		// gets it at 140.5, runs 141–146 and 146–148, and closes. Held: 120 + 20.5 + 7.5.
 		name: "never, 1 GPU",
 		cfg:  suspend(0, 1),
-		want: Result{Held: min_(148), Waits: mins(0, 120, 110.5), Starts: 3, End: min_(148)},
+		want: Result{Held: minutes(148), Waits: waits(0, 120, 110.5), Starts: 3, End: minutes(148)},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Run(tr, tc.cfg)
 			require.NoError(t, err)
-			tc.want.Bound = min_(250)
-			tc.want.Busy = min_(47)
+			tc.want.Bound = minutes(250)
+			tc.want.Busy = minutes(47)
 			assert.Equal(t, tc.want, got)
 		})
 	}
