@@ -24,7 +24,7 @@ func ExampleCompare() {
 		return
 	}
 	tb, err := simulate.Compare(tr, simulate.Options{
-		Thresholds: []time.Duration{15 * time.Minute, 0}, Policies: []string{"Suspend", "Delete"},
+		Settings:     []simulate.Setting{{IdleTimeout: 0}, {Policy: "Suspend", IdleTimeout: 15 * time.Minute}, {Policy: "Delete", IdleTimeout: 15 * time.Minute}},
 		CullInterval: time.Minute, CullConnected: true, GPUs: 1, Resume: 30 * time.Second})
 	if err != nil {
 		fmt.Println(err)

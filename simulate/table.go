@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,14 +12,62 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 )
 
-// Options are the settings a table compares.
+// Setting is one run of a table: a cull policy at an idle threshold.
+type Setting struct {
+	// Policy is gateway.CullSuspend or gateway.CullDelete; with IdleTimeout 0 it is ignored
+	// (a table's row says "").
+	Policy string
+	// IdleTimeout is the gateway's cullIdleTimeout; 0 is never (no culling).
+	IdleTimeout time.Duration
+}
+
+func (s Setting) String() string {
+	if s.IdleTimeout == 0 {
+		return "no culling"
+	}
+	return s.Policy + " at " + short(s.IdleTimeout)
+}
+
+// DefaultThresholds are the idle thresholds `elastic-jupyter simulate` compares; 0 is never.
+var DefaultThresholds = []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 0}
+
+// Plan orders a table's runs: no culling first (when a threshold is 0), then policy at each
+// other threshold from the shortest, then Delete at each of deleteAt not run already.
+func Plan(thresholds []time.Duration, policy string, deleteAt []time.Duration) []Setting {
+	var out []Setting
+	add := func(s Setting) {
+		if s.IdleTimeout == 0 {
+			s.Policy = ""
+		}
+		for _, o := range out {
+			if o == s {
+				return
+			}
+		}
+		out = append(out, s)
+	}
+	ts := append([]time.Duration(nil), thresholds...)
+	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+	for _, d := range ts {
+		if d == 0 {
+			add(Setting{})
+		}
+	}
+	for _, d := range ts {
+		if d != 0 {
+			add(Setting{Policy: policy, IdleTimeout: d})
+		}
+	}
+	for _, d := range deleteAt {
+		add(Setting{Policy: gateway.CullDelete, IdleTimeout: d})
+	}
+	return out
+}
+
+// Options are the runs a table compares and what they share.
 type Options struct {
-	// Thresholds are the idle timeouts to try; 0 is "never" (no culling), tried once whatever
-	// the policies.
-	Thresholds []time.Duration
-	// Policies are the cull policies to try at each threshold: gateway.CullSuspend,
-	// gateway.CullDelete.
-	Policies []string
+	// Settings are the runs, one row each, in this order.
+	Settings []Setting
 	// CullInterval is how often the culler looks.
 	CullInterval time.Duration
 	// CullConnected culls kernels whose notebook is open; without it nothing in a trace is
@@ -32,11 +81,8 @@ type Options struct {
 
 // Row is one setting's run.
 type Row struct {
-	// Policy is the cull policy, "" for no culling.
-	Policy string
-	// Threshold is the idle timeout, 0 for never.
-	Threshold time.Duration
-	Result    Result
+	Setting Setting
+	Result  Result
 }
 
 // Table is the comparison of a trace's runs.
@@ -50,78 +96,39 @@ type Table struct {
 	Rows []Row
 }
 
-// Compare runs the trace once per setting: "never" first, then each policy at each threshold.
+// Compare runs the trace once per setting.
 func Compare(t *Trace, o Options) (*Table, error) {
-	if len(o.Thresholds) == 0 {
-		return nil, fmt.Errorf("no idle thresholds to compare: give at least one (a duration, or 0 for never)")
-	}
-	seen := map[time.Duration]bool{}
-	for _, d := range o.Thresholds {
-		if d < 0 {
-			return nil, fmt.Errorf("idle threshold %v is negative: give a duration, or 0 for never", d)
-		}
-		if seen[d] {
-			return nil, fmt.Errorf("idle threshold %v is given twice: give each once", thresholdString(d))
-		}
-		seen[d] = true
+	if len(o.Settings) == 0 {
+		return nil, errors.New("no settings to compare: give at least one (a policy at an idle threshold, or no culling)")
 	}
 	if o.CullInterval <= 0 {
 		return nil, fmt.Errorf("cull interval %v: the culler looks every positive interval", o.CullInterval)
 	}
-	var policies []string
-	for _, p := range o.Policies {
-		if p != gateway.CullSuspend && p != gateway.CullDelete {
-			return nil, fmt.Errorf("cull policy %q: use %s or %s", p, gateway.CullSuspend, gateway.CullDelete)
-		}
-		if !contains(policies, p) {
-			policies = append(policies, p)
-		}
-	}
-	if len(policies) == 0 {
-		return nil, fmt.Errorf("no cull policy to compare: give %s, %s or both", gateway.CullSuspend, gateway.CullDelete)
-	}
-	thresholds := append([]time.Duration(nil), o.Thresholds...)
-	sort.Slice(thresholds, func(i, j int) bool { return thresholds[i] < thresholds[j] })
+	seen := map[Setting]bool{}
 	tb := &Table{Trace: t, Options: o}
-	add := func(policy string, d time.Duration) error {
-		p := policy
-		if p == "" {
-			p = gateway.CullSuspend // nothing is culled: the policy does not matter
+	for _, s := range o.Settings {
+		if s.IdleTimeout < 0 {
+			return nil, fmt.Errorf("idle threshold %v is negative: give a duration, or 0 for never", s.IdleTimeout)
 		}
+		policy := s.Policy
+		if s.IdleTimeout == 0 {
+			s.Policy, policy = "", gateway.CullSuspend // nothing is culled: the policy does not matter
+		} else if s.Policy != gateway.CullSuspend && s.Policy != gateway.CullDelete {
+			return nil, fmt.Errorf("cull policy %q: use %s or %s", s.Policy, gateway.CullSuspend, gateway.CullDelete)
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("%s is given twice: give each setting once", s)
+		}
+		seen[s] = true
 		r, err := Run(t, Config{GPUs: o.GPUs, Resume: o.Resume, Settings: gateway.Settings{
-			CullIdleTimeout: d, CullInterval: o.CullInterval, CullConnected: o.CullConnected, CullPolicy: p}})
+			CullIdleTimeout: s.IdleTimeout, CullInterval: o.CullInterval, CullConnected: o.CullConnected, CullPolicy: policy}})
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", p, thresholdString(d), err)
+			return nil, fmt.Errorf("%s: %w", s, err)
 		}
 		tb.Bound, tb.Busy = r.Bound, r.Busy
-		tb.Rows = append(tb.Rows, Row{Policy: policy, Threshold: d, Result: r})
-		return nil
-	}
-	if seen[0] {
-		if err := add("", 0); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range policies {
-		for _, d := range thresholds {
-			if d == 0 {
-				continue
-			}
-			if err := add(p, d); err != nil {
-				return nil, err
-			}
-		}
+		tb.Rows = append(tb.Rows, Row{Setting: s, Result: r})
 	}
 	return tb, nil
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Write prints the table: a line on the trace and the settings, then one row per run after a
@@ -151,8 +158,8 @@ func (tb *Table) Write(w io.Writer) error {
 	waited := false
 	for _, r := range tb.Rows {
 		res := r.Result
-		kernels := "elastic, " + r.Policy
-		if r.Policy == "" {
+		kernels := "elastic, " + r.Setting.Policy
+		if r.Setting.IdleTimeout == 0 {
 			kernels = "elastic, no culling"
 			waited = res.Held < res.Bound
 		}
@@ -160,7 +167,7 @@ func (tb *Table) Write(w io.Writer) error {
 		if res.Bound > 0 {
 			pct = fmt.Sprintf("%.0f%%", 100*float64(res.Saved())/float64(res.Bound))
 		}
-		rows = append(rows, []string{kernels, thresholdString(r.Threshold),
+		rows = append(rows, []string{kernels, thresholdString(r.Setting.IdleTimeout),
 			hours(res.Held), hours(res.Saved()), pct, hours(res.Busy),
 			short(Percentile(res.Waits, 0.50)), short(Percentile(res.Waits, 0.95)),
 			fmt.Sprint(res.Resumes), fmt.Sprint(res.Restarts), fmt.Sprint(res.Culls)})

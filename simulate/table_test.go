@@ -11,17 +11,17 @@ import (
 func TestCompareRefusesBadOptions(t *testing.T) {
 	tr, err := Parse([]byte(threeSessions))
 	require.NoError(t, err)
-	ok := Options{Thresholds: []time.Duration{time.Minute}, Policies: []string{"Suspend"}, CullInterval: time.Minute}
+	ok := Options{Settings: []Setting{{"Suspend", time.Minute}}, CullInterval: time.Minute}
 	for _, tc := range []struct {
 		change func(*Options)
 		want   string
 	}{
-		{func(o *Options) { o.Thresholds = nil }, "no idle thresholds"},
-		{func(o *Options) { o.Thresholds = []time.Duration{-time.Minute} }, "idle threshold -1m0s is negative"},
-		{func(o *Options) { o.Thresholds = []time.Duration{0, 0} }, "idle threshold never is given twice"},
+		{func(o *Options) { o.Settings = nil }, "no settings to compare"},
+		{func(o *Options) { o.Settings = []Setting{{"Suspend", -time.Minute}} }, "idle threshold -1m0s is negative"},
+		{func(o *Options) { o.Settings = []Setting{{"Suspend", 0}, {"Delete", 0}} }, "no culling is given twice"},
+		{func(o *Options) { o.Settings = []Setting{{"Delete", time.Hour}, {"Delete", time.Hour}} }, "Delete at 1h is given twice"},
 		{func(o *Options) { o.CullInterval = 0 }, "cull interval 0s"},
-		{func(o *Options) { o.Policies = []string{"suspend"} }, `cull policy "suspend": use Suspend or Delete`},
-		{func(o *Options) { o.Policies = nil }, "no cull policy"},
+		{func(o *Options) { o.Settings = []Setting{{"suspend", time.Minute}} }, `cull policy "suspend": use Suspend or Delete`},
 		{func(o *Options) { o.Resume = -1 }, "Suspend at 1m: resume time"},
 	} {
 		o := ok
