@@ -73,3 +73,18 @@ func TestSimulateFlagErrors(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, "%v", tc.args)
 	}
 }
+
+// The README shows the table the command prints for the shipped trace; it must stay the same.
+func TestReadmeShowsTheSimulateTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	const prompt = "$ elastic-jupyter simulate --trace examples/traces/synthetic-sensei.json --gpus 40\n"
+	_, block, ok := strings.Cut(string(readme), prompt)
+	require.True(t, ok, "the README shows %q", prompt)
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	var out bytes.Buffer
+	t.Chdir("../..") // the README's command runs from the repository's root
+	require.NoError(t, runSimulate(strings.Fields(strings.TrimPrefix(strings.TrimSpace(prompt), "$ elastic-jupyter simulate")), &out))
+	assert.Equal(t, out.String(), block, "the README's simulate table is out of date: paste the command's output")
+}
