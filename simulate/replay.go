@@ -74,6 +74,9 @@ func Run(t *Trace, c Config) (Result, error) {
 	if c.Resume < 0 {
 		return Result{}, fmt.Errorf("resume time %v is negative: give 0 or more", c.Resume)
 	}
+	if err := fits(t, c.Resume); err != nil {
+		return Result{}, err
+	}
 	r := &run{trace: t, settings: s, resume: c.Resume, pool: pool{total: c.GPUs}}
 	for i := range t.Sessions {
 		ses := &t.Sessions[i]
@@ -94,6 +97,29 @@ func Run(t *Trace, c Config) (Result, error) {
 		r.serve()
 	}
 	return r.res, nil
+}
+
+// fits checks that the run's GPU-time counts in int64 nanoseconds (about 292 GPU-years). No
+// kernel holds GPUs after the last session's stop plus every cell's run and every kernel's
+// coming up (after that stop some kernel is always running a cell or coming up), so the
+// sessions' GPUs times that bound every sum.
+func fits(t *Trace, resume time.Duration) error {
+	if t.Tick <= 0 {
+		return fmt.Errorf("tick %v: a tick lasts a positive time", t.Tick)
+	}
+	var gpus, last, cells, ups float64
+	for _, s := range t.Sessions {
+		gpus += float64(s.GPUs)
+		last = max(last, float64(s.StopTick))
+		ups += float64(1 + len(s.Trainings))
+		for _, x := range s.Trainings {
+			cells += float64(x.DurationTicks)
+		}
+	}
+	if end := (last+cells)*float64(t.Tick) + ups*float64(resume); gpus*end >= 1<<62 {
+		return fmt.Errorf("the trace is beyond what the simulation counts (%.0f GPUs for up to %v): shorten it, its ticks or --resume", gpus, time.Duration(min(end, 1<<62)))
+	}
+	return nil
 }
 
 // Events at one instant are handled in this order: a cell that ends makes its kernel idle

@@ -112,6 +112,8 @@ func TestRunRefusesWhatItCannotSimulate(t *testing.T) {
 	require.NoError(t, err)
 	big, err := Parse([]byte(strings.Replace(threeSessions, `"max_resource_request": {"gpus": 1}`, `"max_resource_request": {"gpus": 4}`, 1)))
 	require.NoError(t, err)
+	huge, err := Parse([]byte(strings.Replace(threeSessions, `"stop_tick": 120`, `"stop_tick": 9000000000`, 1)))
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		trace *Trace
 		cfg   Config
@@ -122,6 +124,7 @@ func TestRunRefusesWhatItCannotSimulate(t *testing.T) {
 		{tr, Config{GPUs: -1}, "-1 is negative"},
 		{tr, Config{Resume: -time.Second}, "resume time -1s is negative"},
 		{big, Config{GPUs: 2}, `session "A" needs 4 GPUs at once, more than the cluster's 2: give the cluster at least 4`},
+		{huge, Config{}, "the trace is beyond what the simulation counts (3 GPUs for up to"},
 	} {
 		_, err := Run(tc.trace, tc.cfg)
 		assert.ErrorContains(t, err, tc.want)
