@@ -9,7 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 )
+
+func gatewaySuspend(timeout time.Duration) gateway.Settings {
+	return gateway.Settings{CullIdleTimeout: timeout, CullInterval: time.Minute, CullConnected: true, CullPolicy: gateway.CullSuspend}
+}
 
 // threeSessions is the trace TestHandComputedThreeSessions computes by hand: ticks of one
 // minute, one GPU per session.
@@ -122,4 +128,26 @@ func TestLoadNamesTheFile(t *testing.T) {
 
 	_, err = Read(strings.NewReader(threeSessions))
 	assert.NoError(t, err)
+}
+
+// Whatever the bytes, Parse answers with a trace or an error, and Run with a result or an
+// error (go test -fuzz FuzzParse ./simulate to search further than the seeds).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(threeSessions))
+	f.Add([]byte(`{"sessions": [{"id": "a", "start_tick": 0, "stop_tick": 3, "trainings": [{"start_tick": 1, "duration_in_ticks": 1, "gpus": 2}]}]}`))
+	f.Add([]byte(`{"tick_seconds": 1e300, "sessions": [{"id": "a", "start_tick": 0, "stop_tick": 3}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := Parse(b)
+		if err != nil {
+			return
+		}
+		var span int64
+		for _, s := range tr.Sessions {
+			span = max(span, s.StopTick)
+		}
+		if span > 100_000 {
+			return // a valid but long trace: slow to replay, not wrong
+		}
+		_, _ = Run(tr, Config{GPUs: 2, Resume: time.Second, Settings: gatewaySuspend(time.Minute)})
+	})
 }
