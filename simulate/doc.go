@@ -24,14 +24,15 @@
 //     (ignored). NotebookOS's Python template generator writes "num_gpus" instead of "gpus".
 //     In the Sensei template a third of the trainings use no GPU, and durations start at 3
 //     ticks.
-//   - The tick length is not in a template: it is the driver's trace step, 60 s by default (the
-//     Sensei readings it was derived from are 60 s apart). A trace may say "tick_seconds" (this
-//     package's addition); otherwise a tick is DefaultTick.
+//   - The tick length is not in a template: it is the driver's trace step ("trace-step", 60 s by
+//     default; the Sensei CSVs beside its generators are named for 60 s readings). A trace may
+//     say "tick_seconds" (this package's addition); otherwise a tick is DefaultTick.
 //
 // Parse checks a trace and names the field and the fix of what it refuses: missing ticks,
 // sessions that close before they open, trainings outside their session or overlapping (a
 // kernel runs one cell at a time), GPU counts that disagree. Fields it does not read are
-// ignored, so NotebookOS's files load as they are.
+// ignored, so NotebookOS's files load as they are (its Sensei template and the small ones
+// beside it did, when this was written).
 //
 // # The model
 //
@@ -51,7 +52,9 @@
 // cullConnected does it cull the kernel of an open notebook, which every kernel of a trace is.
 // A culled kernel gives its GPUs back; with Suspend the next training resumes it, with Delete
 // the next training starts a fresh kernel (its variables are lost). Both ask for GPUs again and
-// take Config.Resume to come up. The gateway's cullBusy is not simulated.
+// take Config.Resume to come up, so the two policies move the same GPUs; what Delete costs
+// more is the variables, which the table counts as restarts. The gateway's cullBusy is not
+// simulated.
 //
 // GPU-time counts GPUs × time held, from getting the GPUs (the pod coming up included) to
 // being culled or the session closing. Bound is each session's GPUs × its life, as if bound per
@@ -59,12 +62,15 @@
 // no idle threshold gives back. On a cluster smaller than Trace.PeakGPUs sessions also wait with
 // no culling at all, and hold less than Bound only because they waited.
 //
+// Compare runs one trace at several settings (Plan orders them: no culling, a policy at each
+// threshold, Delete at a few) and Table.Write prints them as a table.
+//
 // # The example trace
 //
 // examples/traces/synthetic-sensei.json is a working day of 40 sessions in this format, made by
 // generateSynthetic (generate_test.go; `go test ./simulate -run TestSyntheticTrace -update`
 // writes it again): integer draws from a fixed seed, from buckets shaped after the Sensei
-// template — notebooks opened through the morning and left open for hours, a few short cells
-// with long idle gaps, now and then a long training, a third of the cells without GPUs, 1 to 8
-// GPUs per notebook.
+// template — notebooks opened from morning to mid-afternoon and left open for hours, short
+// cells with idle gaps up to hours, now and then a long training, a third of the cells without
+// GPUs, 0 to 8 GPUs per notebook.
 package simulate
