@@ -1,5 +1,5 @@
 # The one image of elastic-jupyter: /usr/local/bin/elastic-jupyter (controller, webhook,
-# gateway, devnode) and /usr/local/bin/kernel-launcher, static, run as a non-root user on a
+# gateway, devnode, simulate) and /usr/local/bin/kernel-launcher, static, run as a non-root user on a
 # minimal base. Build it with:
 #   docker build --build-arg VERSION=v0.1.0 -t ghcr.io/elastic-jupyter/elastic-jupyter:v0.1.0 .
 
@@ -17,6 +17,7 @@ COPY gateway/ gateway/
 COPY internal/ internal/
 COPY jupyter/ jupyter/
 COPY launcher/ launcher/
+COPY simulate/ simulate/
 COPY webhook/ webhook/
 # The same build as `make build`: static (no cgo), trimmed paths, the version stamped in.
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false

@@ -1,6 +1,7 @@
 // Command elastic-jupyter is the one binary of the elastic-jupyter image. Each component is a
-// subcommand (controller, webhook, gateway, devnode), registered by a file of its own in this
-// package; each parses its own flags and hands over to its package at once.
+// subcommand (controller, webhook, gateway, devnode; and simulate, a tool for teams choosing
+// their culling settings), registered by a file of its own in this package; each parses its
+// own flags and hands over to its package at once.
 package main
 
 import (
