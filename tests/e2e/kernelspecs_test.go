@@ -85,7 +85,10 @@ func TestKernelspecsChangeLive(t *testing.T) {
 	require.Eventually(t, func() bool { return g.offered()["tiny"] == "Tiny Python" }, 30*time.Second, 50*time.Millisecond, "the new kernelspec is offered")
 	fmt.Printf("e2e: a new kernelspec was offered %s after it was named in the gateway's kernels\n", time.Since(added).Round(10*time.Millisecond))
 
-	resp, err := http.Get(env.GatewayURL + "/kernelspecs/tiny/logo-svg.svg")
+	req, err := http.NewRequest("GET", env.GatewayURL+"/kernelspecs/tiny/logo-svg.svg", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "token "+g.token)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	logo, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
