@@ -24,9 +24,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+)
+
+// Paths the webhooks are served on; config/webhook/manifests.yaml and the chart name them.
+const (
+	// PathMutateKernelPod is the mutating webhook of kernel pods.
+	PathMutateKernelPod = "/mutate-kernel-pod"
+	// PathValidateKernelPod is the validating webhook of kernel pods.
+	PathValidateKernelPod = "/validate-kernel-pod"
+	// PathValidatePrefix, followed by a kind in lower case, is the validating webhook of
+	// that elastic-jupyter kind (for example /validate-kubeflow-tkestack-io-v1alpha1-jupyterkernelspec,
+	// the path controller-runtime's webhook builder generates for it).
+	PathValidatePrefix = "/validate-kubeflow-tkestack-io-v1alpha1-"
 )
 
 // DefaultPort is the webhook's HTTPS port (docs/contracts.md, "Ports").
@@ -126,14 +137,13 @@ func Register(mgr manager.Manager, opts Options) error {
 		opts.PolicyConfigMap = DefaultPolicyConfigMap
 	}
 	log := mgr.GetLogger().WithName("webhook")
-	h := &handlers{
+	d := &deps{
 		cache: mgr.GetClient(),
 		live:  mgr.GetAPIReader(),
 		policy: &PolicyStore{Reader: mgr.GetClient(), Log: log.WithName("policy"),
 			Key: types.NamespacedName{Namespace: opts.PolicyNamespace, Name: opts.PolicyConfigMap}},
-		opts:    opts.Mutate,
-		decoder: admission.NewDecoder(mgr.GetScheme()),
-		log:     log,
+		opts: opts.Mutate,
+		log:  log,
 	}
 	// Start the informers with the manager, so that the first kernel pod does not wait for
 	// them to sync.
@@ -142,11 +152,16 @@ func Register(mgr manager.Manager, opts Options) error {
 			return fmt.Errorf("watching %T: %w", obj, err)
 		}
 	}
+	pods := &KernelPodWebhook{deps: d}
 	srv := mgr.GetWebhookServer()
-	srv.Register(PathMutateKernelPod, &crwebhook.Admission{Handler: admission.HandlerFunc(h.mutatePod)})
-	srv.Register(PathValidateKernelPod, &crwebhook.Admission{Handler: admission.HandlerFunc(h.validatePod)})
-	for _, kind := range ValidatedKinds() {
-		srv.Register(ValidatePath(kind), &crwebhook.Admission{Handler: admission.HandlerFunc(h.validateCR)})
+	srv.Register(PathMutateKernelPod, pods.mutatingWebhook(mgr.GetScheme()))
+	if err := ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).WithValidator(pods).WithValidatorCustomPath(PathValidateKernelPod).Complete(); err != nil {
+		return fmt.Errorf("serving the kernel pod validation: %w", err)
+	}
+	for _, w := range kindWebhooks(d) {
+		if err := w.register(mgr); err != nil {
+			return fmt.Errorf("serving the validation of %s: %w", w.kind, err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)

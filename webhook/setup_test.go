@@ -48,8 +48,8 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestEveryValidatedKindHasAValidator(t *testing.T) {
 	var kinds []string
-	for k := range kindValidators {
-		kinds = append(kinds, k)
+	for _, w := range kindWebhooks(&deps{}) {
+		kinds = append(kinds, w.kind)
 	}
 	assert.ElementsMatch(t, ValidatedKinds(), kinds)
 	assert.True(t, slices.Contains(ValidatedKinds(), "JupyterKernelSpec"))
