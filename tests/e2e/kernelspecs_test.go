@@ -38,7 +38,9 @@ func (g *gatewayClient) offered() map[string]string {
 	g.t.Helper()
 	var specs struct {
 		Kernelspecs map[string]struct {
-			Spec      struct{ DisplayName string `json:"display_name"` }
+			Spec struct {
+				DisplayName string `json:"display_name"`
+			}
 			Resources map[string]string
 		}
 	}
