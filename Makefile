@@ -22,11 +22,13 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/elastic-jupyter and bin/kernel-launcher (static).
+build: ## Build bin/elastic-jupyter, bin/kernel-launcher and bin/fake-kernel (static; the fake kernel is for benchmarks).
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/elastic-jupyter ./cmd/elastic-jupyter
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/kernel-launcher ./cmd/kernel-launcher
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fake-kernel ./cmd/fake-kernel
 
-# `make up` settings: the state directory, the ports on 127.0.0.1, the fake GPUs.
+# `make up` settings: the state directory, the ports on 127.0.0.1, the fake GPUs, and each
+# node's cpu (cores) and pod capacity (0: the host's CPU count; 110 pods).
 DEV_DIR ?= .dev
 API_PORT ?= 6443
 ETCD_PORT ?= 2379
@@ -34,12 +36,14 @@ WEBHOOK_PORT ?= 9443
 METRICS_PORT ?= 8080
 HEALTH_PORT ?= 8081
 GPUS ?= 2
+CPUS ?= 0
+PODS ?= 0
 UP_FLAGS = -dir=$(DEV_DIR) -tools-bin=$(TOOLS_BIN) -root=. -bin=bin -api-port=$(API_PORT) \
 	-etcd-port=$(ETCD_PORT) -webhook-port=$(WEBHOOK_PORT) -metrics-port=$(METRICS_PORT) \
-	-health-port=$(HEALTH_PORT) -gpus=$(GPUS)
+	-health-port=$(HEALTH_PORT) -gpus=$(GPUS) -cpus=$(CPUS) -pods=$(PODS)
 
 .PHONY: up
-up: deps tools build rootfs ## Run the whole system here (GPUS=2, ports API_PORT=6443 ...); see .dev/env.
+up: deps tools build rootfs ## Run the whole system here (GPUS=2, node capacity CPUS=64 PODS=250, ports API_PORT=6443 ...); see .dev/env.
 	go run ./hack/devcluster up $(UP_FLAGS)
 
 .PHONY: down

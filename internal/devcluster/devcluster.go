@@ -42,6 +42,12 @@ type Config struct {
 	ControllerMetricsPort, ControllerHealthPort int
 	// GPUs is the number of fake GPUs on the GPU devnode (0: none; `make up` asks for 2).
 	GPUs int
+	// CPUs is the cpu capacity each devnode advertises, in cores (0: the host's CPU count, as
+	// a kubelet does). Kernels request cpu, so this bounds how many fit on a node: the start
+	// benchmarks ask for more than a small machine has.
+	CPUs int
+	// Pods is each devnode's pod capacity (0: devnode's default, 110).
+	Pods int
 	// NodeName prefixes the devnodes' names: NodeName-cpu and NodeName-gpu (default "devnode").
 	NodeName string
 	// Attached ties every process to the caller (tests); otherwise they run on after it.
@@ -120,6 +126,12 @@ func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	cfg.defaults()
 	if cfg.GPUs < 0 {
 		return nil, fmt.Errorf("GPUS=%d: the number of fake GPUs is 0 or more", cfg.GPUs)
+	}
+	if cfg.CPUs < 0 {
+		return nil, fmt.Errorf("CPUS=%d: the nodes' cpu capacity is a number of cores, or 0 for the host's", cfg.CPUs)
+	}
+	if cfg.Pods < 0 {
+		return nil, fmt.Errorf("PODS=%d: the nodes' pod capacity is a number of pods, or 0 for 110", cfg.Pods)
 	}
 	if err := checkRootfs(cfg.RootfsDir); err != nil {
 		return nil, err

@@ -112,3 +112,22 @@ func TestUpNeedsTheRootfs(t *testing.T) {
 	empty.defaults()
 	assert.Equal(t, rootfs.Dir(), empty.RootfsDir)
 }
+
+// Negative node capacities are refused at once, naming the make setting, before anything
+// starts.
+func TestUpRefusesNegativeCapacity(t *testing.T) {
+	for _, c := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.CPUs = -1 }, "CPUS=-1"},
+		{func(c *Config) { c.Pods = -3 }, "PODS=-3"},
+	} {
+		cfg := freeConfig(t)
+		c.set(&cfg)
+		_, err := Up(context.Background(), cfg, &bytes.Buffer{})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), c.want)
+		assert.NoDirExists(t, filepath.Join(cfg.Dir, "pids"), "Up started something")
+	}
+}
