@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
@@ -186,4 +188,59 @@ func upControlPlaneOnly(ctx context.Context, cfg Config, out io.Writer) (*Cluste
 	}
 	cl := &Cluster{cfg: cfg, out: out, pki: p, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
 	return cl, cl.upControlPlane(ctx)
+}
+
+// FreePorts sets cfg's ports to ports free on 127.0.0.1 now, with the ports they imply free
+// too (etcd's peer port, the webhook's metrics and health ports next to the controller's):
+// for tests that run a cluster beside others. Another process may still take one before Up
+// binds it.
+func FreePorts(cfg *Config) error {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	// run finds n consecutive free ports and keeps them until FreePorts returns.
+	run := func(n int) (int, error) {
+		for range 100 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			base := l.Addr().(*net.TCPAddr).Port
+			got := []net.Listener{l}
+			for i := 1; i < n; i++ {
+				next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+				if err != nil {
+					break
+				}
+				got = append(got, next)
+			}
+			if len(got) == n {
+				held = append(held, got...)
+				return base, nil
+			}
+			for _, g := range got {
+				_ = g.Close()
+			}
+		}
+		return 0, fmt.Errorf("found no %d consecutive free ports on 127.0.0.1", n)
+	}
+	var err error
+	if cfg.APIPort, err = run(1); err != nil {
+		return err
+	}
+	if cfg.EtcdPort, err = run(2); err != nil {
+		return err
+	}
+	if cfg.WebhookPort, err = run(1); err != nil {
+		return err
+	}
+	base, err := run(4)
+	if err != nil {
+		return err
+	}
+	cfg.ControllerMetricsPort, cfg.ControllerHealthPort = base, base+1
+	return nil
 }

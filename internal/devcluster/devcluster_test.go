@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,20 @@ func TestUpRefusesNegativeCapacity(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), c.want)
 		assert.NoDirExists(t, filepath.Join(cfg.Dir, "pids"), "Up started something")
+	}
+}
+
+// FreePorts gives ports that are free with the ones they imply (etcd's peer port, the
+// webhook's next to the controller's), all distinct.
+func TestFreePorts(t *testing.T) {
+	var cfg Config
+	require.NoError(t, FreePorts(&cfg))
+	ports := []int{cfg.APIPort, cfg.EtcdPort, cfg.EtcdPort + 1, cfg.WebhookPort,
+		cfg.ControllerMetricsPort, cfg.ControllerHealthPort, cfg.ControllerMetricsPort + 2, cfg.ControllerHealthPort + 2}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		assert.False(t, seen[p], "port %d twice in %v", p, ports)
+		seen[p] = true
+		assert.NoError(t, portFree("127.0.0.1:"+strconv.Itoa(p)))
 	}
 }
