@@ -13,9 +13,12 @@ export GOFLAGS ?= -buildvcs=false
 VERSION ?= dev
 LDFLAGS := -s -w -X github.com/elastic-jupyter/elastic-jupyter/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -timeout 40m
-# Iterations per benchmark in `make bench`; `make test` runs each benchmark a few times only,
-# so that none rots.
+# Iterations per benchmark in `make bench` (the burst benchmark starts that many kernels at
+# once, the start benchmark starts one kernel that many times); `make test` runs each
+# benchmark a few times only, so that none rots.
 BENCHTIME ?= 200x
+# Idle kernels in `make bench`'s gateway memory table (the issue's goal is set at 1000).
+IDLE_KERNELS ?= 1000
 
 .PHONY: help
 help: ## Show the targets.
@@ -90,8 +93,9 @@ test: deps tools rootfs ## Install and build what the tests need, then vet, gofm
 	go test -run XXX -bench . -benchtime 3x ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks and print their tables (execute round trips, admission latency).
-	go test -run XXX -bench . -benchtime $(BENCHTIME) ./...
+bench: deps tools rootfs ## Run the benchmarks and print their tables (execute round trips, admission latency, kernel start and bursts, gateway memory per idle kernel).
+	go test $(GO_TEST_FLAGS) -run XXX -bench . -skip BenchmarkIdleKernels -benchtime $(BENCHTIME) ./...
+	go test $(GO_TEST_FLAGS) -run XXX -bench BenchmarkIdleKernels -benchtime $(IDLE_KERNELS)x ./tests/bench/memory
 
 .PHONY: clean
 clean: ## Remove bin/.
