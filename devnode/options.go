@@ -92,6 +92,13 @@ type Options struct {
 	// HelperPath is the executable started to set up each container; it must call
 	// RunHelperIfRequested first thing (default: this process's executable).
 	HelperPath string
+	// KubeAPIQPS and KubeAPIBurst limit the requests devnode sends the API server, as the
+	// kubelet's --kube-api-qps and --kube-api-burst do (defaults 50 and 100, the kubelet's).
+	// Every pod costs a few requests (its volumes' Secrets and tokens, a status write per
+	// change), so client-go's own default of 5 a second would queue a burst of pod starts for
+	// minutes, which no kubelet does.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// HeartbeatInterval is how often the node Lease is renewed (default 5s).
 	HeartbeatInterval time.Duration
 	// StatusInterval is how often the Node status is reported (default 10s).
@@ -248,6 +255,15 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("finding this executable to run as the container helper: %w", err)
 		}
 		o.HelperPath = exe
+	}
+	if o.KubeAPIQPS < 0 || o.KubeAPIBurst < 0 {
+		return o, fmt.Errorf("kube API qps %g and burst %d must not be negative", o.KubeAPIQPS, o.KubeAPIBurst)
+	}
+	if o.KubeAPIQPS == 0 {
+		o.KubeAPIQPS = 50
+	}
+	if o.KubeAPIBurst == 0 {
+		o.KubeAPIBurst = 100
 	}
 	durations := []struct {
 		name string

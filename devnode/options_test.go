@@ -50,6 +50,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"non-loopback pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.0.0.0/24")}, "pod network 10.0.0.0/24 must be an IPv4 loopback range"},
 		{"overlapping networks", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("127.0.0.0/16"), ServiceNetwork: netip.MustParsePrefix("127.0.1.0/24")}, "overlaps"},
 		{"negative duration", Options{NodeName: "n1", RestartBackoff: -time.Second}, "restart backoff -1s is negative"},
+		{"negative qps", Options{NodeName: "n1", KubeAPIQPS: -1}, "kube API qps -1 and burst 0 must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.Validate()
@@ -69,6 +70,8 @@ func TestOptionsDefaults(t *testing.T) {
 	assert.Equal(t, []corev1.Taint{DefaultGPUTaint}, o.Taints, "a GPU node is tainted by default")
 	assert.Equal(t, []corev1.ResourceName{DefaultGPUResource}, o.GPUResources)
 	assert.Equal(t, 110, o.Pods)
+	assert.Equal(t, float32(50), o.KubeAPIQPS, "the kubelet's default, not client-go's 5")
+	assert.Equal(t, 100, o.KubeAPIBurst)
 	assert.False(t, o.CPU.IsZero())
 	assert.False(t, o.Memory.IsZero())
 	assert.Equal(t, netip.MustParsePrefix("127.0.0.0/24"), o.PodNetwork)

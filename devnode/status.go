@@ -251,5 +251,12 @@ func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod) bool {
 		}
 		pod = fresh
 		st = w.computeStatus(pod)
+		if equality.Semantic.DeepEqual(pod.Status, st) {
+			// Our copy was older than the API's, which has this status already (our own
+			// earlier write, most often): writing it again would only make a new version,
+			// whose watch event makes the next sync of a stale copy conflict again.
+			w.lastStatus, w.writtenFrom = &st, pod.ResourceVersion
+			return true
+		}
 	}
 }

@@ -1,12 +1,20 @@
 package devnode
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestPhase(t *testing.T) {
@@ -64,4 +72,39 @@ func TestMergeConditions(t *testing.T) {
 	assert.Equal(t, old, byType[corev1.PodInitialized].LastTransitionTime, "an unchanged condition keeps its transition time")
 	assert.True(t, byType[corev1.PodReady].LastTransitionTime.After(old.Time), "a changed condition gets a new transition time")
 	assert.Equal(t, corev1.ConditionTrue, byType[corev1.PodReady].Status)
+}
+
+// A sync of a copy older than the API's, whose status the API has already (devnode's own
+// earlier write, the watch not caught up), writes nothing after the conflict: a write of the
+// same status would only make a new version, whose event makes the next stale sync conflict
+// again (with 200 pods starting at once that loop was ten thousand requests).
+func TestStaleCopyWritesNoStatusTwice(t *testing.T) {
+	ctx := context.Background()
+	opts, err := Options{NodeName: "n1", Root: t.TempDir()}.withDefaults()
+	require.NoError(t, err)
+	stale := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "1"},
+		Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+	}
+	client := fake.NewClientset()
+	a := &Agent{opts: opts, log: slog.New(slog.DiscardHandler), client: client}
+	w := newPodWorker(ctx, a, stale)
+	current := stale.DeepCopy()
+	current.ResourceVersion = "2"
+	current.Status = w.computeStatus(stale)
+	var puts int
+	client.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, current.DeepCopy(), nil
+	})
+	client.PrependReactor("update", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		puts++
+		p := action.(k8stesting.UpdateAction).GetObject().(*corev1.Pod)
+		if p.ResourceVersion != current.ResourceVersion {
+			return true, nil, apierrors.NewConflict(corev1.Resource("pods"), p.Name, errors.New("the object has been modified"))
+		}
+		return true, p, nil
+	})
+	assert.True(t, w.writeStatus(ctx, stale))
+	assert.Equal(t, 1, puts, "one conflicting write, then nothing: the API has the status")
+	assert.Equal(t, "2", w.writtenFrom)
 }

@@ -62,6 +62,9 @@ func runDevnode(ctx context.Context, args []string) error {
 	podNet := fs.String("pod-network", "127.0.0.0/24", "loopback range of pod IPs")
 	svcNet := fs.String("service-network", "127.0.1.0/24", "loopback range of Service addresses")
 	fs.StringVar(&o.LockDir, "lock-dir", "", "directory of the host-wide address locks (default $TMPDIR/elastic-jupyter-devnode-addresses)")
+	var qps float64
+	fs.Float64Var(&qps, "kube-api-qps", 0, "requests a second to the API server, as the kubelet's flag (default 50)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", 0, "bursts of requests to the API server, as the kubelet's flag (default 100)")
 	fs.DurationVar(&o.HeartbeatInterval, "heartbeat-interval", 0, "how often the node Lease is renewed (default 5s)")
 	fs.DurationVar(&o.StatusInterval, "status-interval", 0, "how often the node status is reported (default 10s)")
 	fs.DurationVar(&o.RestartBackoff, "restart-backoff", 0, "first delay before restarting a failed container (default 1s)")
@@ -74,6 +77,7 @@ func runDevnode(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q: devnode takes flags only", fs.Args())
 	}
+	o.KubeAPIQPS = float32(qps)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: use DEBUG, INFO, WARN or ERROR", *logLevel)

@@ -25,6 +25,7 @@ func TestDevnodeImageRootFlag(t *testing.T) {
 		{[]string{"--image-root=quay.io/jupyter/base-notebook"}, "--image-root: image root \"quay.io/jupyter/base-notebook\": write IMAGE_OR_PREFIX=DIR"},
 		{[]string{"--image-root=quay.io/jupyter/base-notebook=" + filepath.Join(rootfs, "absent")}, "hack/rootfs.sh"},
 		{[]string{"--image-root=quay.io/jupyter/base-notebook=" + rootfs, "--image-map=quay.io/jupyter/base-notebook=" + rootfs}, "map each image once"},
+		{[]string{"--kube-api-qps=-2"}, "kube API qps -2 and burst 0 must not be negative"},
 		// valid: devnode gets as far as the kubeconfig
 		{[]string{"--image-root=quay.io/jupyter/base-notebook=" + rootfs, "--image-root=quay.io/other/=" + rootfs}, "loading the kubeconfig"},
 	} {

@@ -35,6 +35,8 @@ func main() {
 	fs.IntVar(&cfg.ControllerMetricsPort, "metrics-port", 8080, "the controller's metrics port (the webhook's is the next but one)")
 	fs.IntVar(&cfg.ControllerHealthPort, "health-port", 8081, "the controller's health port (the webhook's is the next but one)")
 	fs.IntVar(&cfg.GPUs, "gpus", 2, "fake GPUs on the GPU node")
+	fs.IntVar(&cfg.CPUs, "cpus", 0, "cpu capacity of each node, in cores (0: the host's CPU count)")
+	fs.IntVar(&cfg.Pods, "pods", 0, "pod capacity of each node (0: 110)")
 	fs.StringVar(&cfg.RootfsDir, "rootfs", "", "the JupyterLab 4 root filesystem the stock Jupyter image runs from (default: where hack/rootfs.sh builds it)")
 	_ = fs.Parse(os.Args[2:])
 

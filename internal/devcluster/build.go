@@ -7,10 +7,24 @@ import (
 	"path/filepath"
 )
 
-// Build compiles elastic-jupyter and kernel-launcher (static) from the repository at root into
-// dir, as `make build` does.
+// ProjectBinaries are what Build compiles into the project bin directory, by package: the
+// image's two binaries and the fake kernel the benchmarks run in the project image (see
+// FakeKernelPath).
+var ProjectBinaries = map[string]string{
+	"elastic-jupyter": "./cmd/elastic-jupyter",
+	"kernel-launcher": "./cmd/kernel-launcher",
+	"fake-kernel":     "./cmd/fake-kernel",
+}
+
+// FakeKernelPath is where the devnodes' project image holds the fake kernel (cmd/fake-kernel):
+// a kernelspec whose image is the project image can run it as
+// [FakeKernelPath, "-f", "{connection_file}"]. The released image does not have it.
+const FakeKernelPath = "/usr/local/bin/fake-kernel"
+
+// Build compiles elastic-jupyter, kernel-launcher and fake-kernel (static) from the repository
+// at root into dir, as `make build` does.
 func Build(root, dir string) error {
-	for name, pkg := range map[string]string{"elastic-jupyter": "./cmd/elastic-jupyter", "kernel-launcher": "./cmd/kernel-launcher"} {
+	for name, pkg := range ProjectBinaries {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
@@ -42,6 +44,12 @@ type Config struct {
 	ControllerMetricsPort, ControllerHealthPort int
 	// GPUs is the number of fake GPUs on the GPU devnode (0: none; `make up` asks for 2).
 	GPUs int
+	// CPUs is the cpu capacity each devnode advertises, in cores (0: the host's CPU count, as
+	// a kubelet does). Kernels request cpu, so this bounds how many fit on a node: the start
+	// benchmarks ask for more than a small machine has.
+	CPUs int
+	// Pods is each devnode's pod capacity (0: devnode's default, 110).
+	Pods int
 	// NodeName prefixes the devnodes' names: NodeName-cpu and NodeName-gpu (default "devnode").
 	NodeName string
 	// Attached ties every process to the caller (tests); otherwise they run on after it.
@@ -121,6 +129,12 @@ func Up(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	if cfg.GPUs < 0 {
 		return nil, fmt.Errorf("GPUS=%d: the number of fake GPUs is 0 or more", cfg.GPUs)
 	}
+	if cfg.CPUs < 0 {
+		return nil, fmt.Errorf("CPUS=%d: the nodes' cpu capacity is a number of cores, or 0 for the host's", cfg.CPUs)
+	}
+	if cfg.Pods < 0 {
+		return nil, fmt.Errorf("PODS=%d: the nodes' pod capacity is a number of pods, or 0 for 110", cfg.Pods)
+	}
 	if err := checkRootfs(cfg.RootfsDir); err != nil {
 		return nil, err
 	}
@@ -174,4 +188,59 @@ func upControlPlaneOnly(ctx context.Context, cfg Config, out io.Writer) (*Cluste
 	}
 	cl := &Cluster{cfg: cfg, out: out, pki: p, Kubeconfig: filepath.Join(cfg.Dir, "kubeconfig")}
 	return cl, cl.upControlPlane(ctx)
+}
+
+// FreePorts sets cfg's ports to ports free on 127.0.0.1 now, with the ports they imply free
+// too (etcd's peer port, the webhook's metrics and health ports next to the controller's):
+// for tests that run a cluster beside others. Another process may still take one before Up
+// binds it.
+func FreePorts(cfg *Config) error {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	// run finds n consecutive free ports and keeps them until FreePorts returns.
+	run := func(n int) (int, error) {
+		for range 100 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			base := l.Addr().(*net.TCPAddr).Port
+			got := []net.Listener{l}
+			for i := 1; i < n; i++ {
+				next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+				if err != nil {
+					break
+				}
+				got = append(got, next)
+			}
+			if len(got) == n {
+				held = append(held, got...)
+				return base, nil
+			}
+			for _, g := range got {
+				_ = g.Close()
+			}
+		}
+		return 0, fmt.Errorf("found no %d consecutive free ports on 127.0.0.1", n)
+	}
+	var err error
+	if cfg.APIPort, err = run(1); err != nil {
+		return err
+	}
+	if cfg.EtcdPort, err = run(2); err != nil {
+		return err
+	}
+	if cfg.WebhookPort, err = run(1); err != nil {
+		return err
+	}
+	base, err := run(4)
+	if err != nil {
+		return err
+	}
+	cfg.ControllerMetricsPort, cfg.ControllerHealthPort = base, base+1
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +112,38 @@ func TestUpNeedsTheRootfs(t *testing.T) {
 	empty := Config{}
 	empty.defaults()
 	assert.Equal(t, rootfs.Dir(), empty.RootfsDir)
+}
+
+// Negative node capacities are refused at once, naming the make setting, before anything
+// starts.
+func TestUpRefusesNegativeCapacity(t *testing.T) {
+	for _, c := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.CPUs = -1 }, "CPUS=-1"},
+		{func(c *Config) { c.Pods = -3 }, "PODS=-3"},
+	} {
+		cfg := freeConfig(t)
+		c.set(&cfg)
+		_, err := Up(context.Background(), cfg, &bytes.Buffer{})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), c.want)
+		assert.NoDirExists(t, filepath.Join(cfg.Dir, "pids"), "Up started something")
+	}
+}
+
+// FreePorts gives ports that are free with the ones they imply (etcd's peer port, the
+// webhook's next to the controller's), all distinct.
+func TestFreePorts(t *testing.T) {
+	var cfg Config
+	require.NoError(t, FreePorts(&cfg))
+	ports := []int{cfg.APIPort, cfg.EtcdPort, cfg.EtcdPort + 1, cfg.WebhookPort,
+		cfg.ControllerMetricsPort, cfg.ControllerHealthPort, cfg.ControllerMetricsPort + 2, cfg.ControllerHealthPort + 2}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		assert.False(t, seen[p], "port %d twice in %v", p, ports)
+		seen[p] = true
+		assert.NoError(t, portFree("127.0.0.1:"+strconv.Itoa(p)))
+	}
 }

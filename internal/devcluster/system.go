@@ -43,14 +43,14 @@ func checkRootfs(dir string) error {
 }
 
 // projectImage lays the fresh builds out as this project's image (usr/local/bin/...), for
-// devnode's --image-map.
+// devnode's --image-map; the fake kernel comes along, for the benchmarks' kernelspecs.
 func (cl *Cluster) projectImage() (string, error) {
 	dir := filepath.Join(cl.cfg.Dir, "rootfs")
 	bin := filepath.Join(dir, "usr", "local", "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", err
 	}
-	for _, name := range []string{"elastic-jupyter", "kernel-launcher"} {
+	for name := range ProjectBinaries {
 		if err := copyFile(filepath.Join(cl.cfg.ProjectBin, name), filepath.Join(bin, name)); err != nil {
 			return "", fmt.Errorf("%s is not built: run 'make build' (%w)", name, err)
 		}
@@ -109,13 +109,20 @@ func (cl *Cluster) upNode(ctx context.Context) error {
 		if cl.running(n.component) {
 			continue
 		}
-		if err := cl.start(component{name: n.component, path: cl.project(), args: []string{
+		args := []string{
 			"devnode", "--node-name=" + n.node, "--kubeconfig=" + cl.Kubeconfig,
 			"--root=" + filepath.Join(cl.cfg.Dir, n.component), "--gpus=" + strconv.Itoa(n.gpus),
 			"--image-map=" + version.ImageRepository + "=" + root,
 			"--image-root=" + NotebookImageRepository + "=" + cl.cfg.RootfsDir,
 			"--lock-dir=" + filepath.Join(os.TempDir(), "elastic-jupyter-devnode-addresses"),
-		}}); err != nil {
+		}
+		if cl.cfg.CPUs > 0 {
+			args = append(args, "--cpu="+strconv.Itoa(cl.cfg.CPUs))
+		}
+		if cl.cfg.Pods > 0 {
+			args = append(args, "--pods="+strconv.Itoa(cl.cfg.Pods))
+		}
+		if err := cl.start(component{name: n.component, path: cl.project(), args: args}); err != nil {
 			return err
 		}
 	}
