@@ -319,7 +319,7 @@ func (b *bridge) flush() {
 func (b *bridge) relayKernel(c *kernelconn.Conn) {
 	defer b.wg.Done()
 	for m := range c.Messages() {
-		b.k.observe(m)
+		b.k.observe(m, false)
 		b.g.log.Debug("kernel message", "kernel", b.k.id, "channel", m.Channel, "msg_type", m.Header.MsgType)
 		if err := b.write(m); err != nil {
 			b.close()

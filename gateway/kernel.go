@@ -171,12 +171,19 @@ func (k *kernel) touch() {
 }
 
 // observe updates activity and execution state from a message the kernel sent, and keeps
-// its kernel_info_reply for when it is suspended.
-func (k *kernel) observe(m *jupyter.Message) {
+// its kernel_info_reply for when it is suspended. fromMonitor says the message came from the
+// activity monitor's iopub socket rather than a websocket's.
+//
+// The execution state follows one iopub stream only: each socket gets the kernel's statuses
+// in order, but two sockets' goroutines interleave them, so a websocket's late "busy" could
+// land after the monitor's "idle" and leave an idle kernel busy (never culled, its GPU never
+// given back). Websockets' statuses count only while no monitor is connected.
+func (k *kernel) observe(m *jupyter.Message, fromMonitor bool) {
 	k.mu.Lock()
 	k.lastActivity = time.Now()
 	// A kernel publishes "starting" once, as it starts; the gateway knows it runs by then.
-	if st, ok := m.ExecutionState(); ok && k.phase == phaseRunning && st != stateStarting {
+	st, ok := m.ExecutionState()
+	if ok && k.phase == phaseRunning && st != stateStarting && (fromMonitor || k.monitor == nil) {
 		k.state = st
 	}
 	if m.Header.MsgType == "kernel_info_reply" {

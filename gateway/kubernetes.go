@@ -69,6 +69,12 @@ func NewKubernetes(ctx context.Context, opts KubernetesOptions) (*Kubernetes, er
 	if opts.ReportInterval <= 0 {
 		opts.ReportInterval = 10 * time.Second
 	}
+	if opts.Config.QPS == 0 && opts.Config.Burst == 0 {
+		// client-go's default of 5 a second queues a burst of starts behind each other (each
+		// start is a create, then status writes); the kubelet's rate instead.
+		opts.Config = rest.CopyConfig(opts.Config)
+		opts.Config.QPS, opts.Config.Burst = 50, 100
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err

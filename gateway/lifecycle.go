@@ -324,7 +324,7 @@ func (k *kernel) watch(info *jupyter.ConnectionInfo) {
 	k.mu.Unlock()
 	go func() {
 		for m := range mon.Messages() {
-			k.observe(m)
+			k.observe(m, true)
 		}
 	}()
 }

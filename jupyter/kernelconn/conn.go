@@ -32,7 +32,7 @@ type Options struct {
 	// Username is the user of the messages Conn makes itself.
 	Username string
 	// Buffer is the capacity of the Messages channel (default 1024). iopub messages that find
-	// it full are dropped and counted; replies wait.
+	// it full are dropped and counted (except with IOPubOnly, where they wait); replies wait.
 	Buffer int
 	// DialTimeout bounds how long Dial (and Reconnect) keeps trying to reach the kernel
 	// (default 30s).
@@ -40,7 +40,8 @@ type Options struct {
 	// Limits bound what is accepted from the kernel (default jupyter.DefaultLimits).
 	Limits jupyter.Limits
 	// IOPubOnly connects only iopub and the heartbeat: for a gateway's activity monitor,
-	// which listens to a kernel without talking to it.
+	// which listens to a kernel without talking to it and must see every status message, so
+	// none is dropped: the reader of Messages must keep up.
 	IOPubOnly bool
 	// OnError, if set, is told about messages dropped for a bad signature or malformed frames
 	// (never with the key).
@@ -215,7 +216,9 @@ func (c *Conn) read(gen *generation, codec *jupyter.Codec, channel string, s zmq
 			continue
 		}
 		m.Channel = channel
-		if channel == jupyter.ChannelIOPub {
+		// A websocket's iopub drops what a slow client cannot take, so the kernel never waits
+		// for it; a monitor (IOPubOnly) must see every status, and its reader is quick.
+		if channel == jupyter.ChannelIOPub && !c.opts.IOPubOnly {
 			select {
 			case c.out <- m:
 			default:
