@@ -8,8 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
@@ -29,43 +36,62 @@ func certManagerCRDs(t *testing.T) string {
 
 // The chart against a real API server: installed, upgraded and uninstalled by helm, and every
 // values file applied server-side (cert-manager's CRDs installed, so its Issuer and Certificate
-// are validated too).
+// are validated too), with terratest's helm and k8s modules.
 func TestChartOnTheAPIServer(t *testing.T) {
 	env, err := testenv.Start(testenv.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.Stop() })
-	kubeconfig := []string{"KUBECONFIG=" + env.Kubeconfig}
-	kubectl := func(args ...string) (string, error) {
-		cmd := exec.Command(filepath.Join(testenv.BinDir(), "kubectl"), args...)
-		cmd.Env = append(os.Environ(), kubeconfig...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+	// in are the kubectl options of the API server in namespace ns ("": every namespace).
+	in := func(ns string) *k8s.KubectlOptions {
+		o := k8s.NewKubectlOptions("", env.Kubeconfig, ns)
+		o.Logger = logger.Discard
+		return o
 	}
+	kubectl := func(args ...string) (string, error) { return k8s.RunKubectlAndGetOutputE(t, in(""), args...) }
 	out, err := kubectl("apply", "--server-side", "-f", certManagerCRDs(t))
 	require.NoError(t, err, out)
 	// A cluster that has never seen elastic-jupyter: the test environment's CRDs go.
-	out, err = kubectl("delete", "-f", filepath.Join(testenv.RepoRoot(), "crds"), "--wait")
-	require.NoError(t, err, out)
+	require.NoError(t, k8s.KubectlDeleteE(t, in(""), filepath.Join(testenv.RepoRoot(), "crds")))
 	out, err = kubectl("get", "crd", "-o", "name")
 	require.NoError(t, err, out)
 	require.NotContains(t, out, "kubeflow.tkestack.io", "the cluster starts without our CRDs")
 	require.Contains(t, out, "certificates.cert-manager.io")
 
 	gpuTeam := filepath.Join(valuesDir, "gpu-team.yaml")
+	// releaseOptions are the helm options of the release with gpu-team.yaml and the --set values
+	// given; extra are extra arguments by helm command (install, upgrade, delete).
+	releaseOptions := func(set map[string]string, extra map[string][]string) *helm.Options {
+		return &helm.Options{
+			KubectlOptions: in(namespace),
+			ValuesFiles:    []string{gpuTeam},
+			SetValues:      set,
+			ExtraArgs:      extra,
+			Logger:         logger.Discard,
+		}
+	}
+	// notes are the release's notes, as helm install and upgrade print them.
+	notes := func(t *testing.T) string {
+		t.Helper()
+		out, err := helm.RunHelmCommandAndGetOutputE(t, releaseOptions(nil, nil), "get", "notes", release)
+		require.NoError(t, err, out)
+		return out
+	}
+	uninstall := releaseOptions(nil, map[string][]string{"delete": {"--wait"}})
 	t.Run("helm install, upgrade, uninstall", func(t *testing.T) {
-		out, err := helmCmd(t, kubeconfig, "install", release, chartDir, "-n", namespace, "--create-namespace", "-f", gpuTeam)
+		require.NoError(t, helm.InstallE(t, releaseOptions(nil, map[string][]string{"install": {"--create-namespace"}}), chartDir, release))
+		assert.Contains(t, notes(t), "helm upgrade", "the notes say how to create the teams' objects")
+		out, err := kubectl("get", "crd/jupytergateways.kubeflow.tkestack.io", "-o", "name")
 		require.NoError(t, err, out)
-		assert.Contains(t, out, "helm upgrade", "the notes say how to create the teams' objects")
-		out, err = kubectl("get", "crd/jupytergateways.kubeflow.tkestack.io", "deploy/ej-elastic-jupyter-controller", "deploy/ej-elastic-jupyter-webhook", "-n", namespace, "-o", "name")
-		require.NoError(t, err, out)
-		assert.Contains(t, out, "deployment.apps/ej-elastic-jupyter-controller")
-		assert.Contains(t, out, "deployment.apps/ej-elastic-jupyter-webhook")
-		out, err = kubectl("get", "pvc", "kernel-state", "-n", "team-vision", "-o", "jsonpath={.spec.accessModes[*]} {.spec.resources.requests.storage}")
-		require.NoError(t, err, "the first install creates the team's state claim:\n%s", out)
-		assert.Equal(t, "ReadWriteMany 50Gi", out)
+		for _, d := range []string{"ej-elastic-jupyter-controller", "ej-elastic-jupyter-webhook"} {
+			_, err := k8s.GetDeploymentE(t, in(namespace), d)
+			assert.NoError(t, err, "deployment %s", d)
+		}
+		pvc, err := k8s.GetPersistentVolumeClaimE(t, in("team-vision"), "kernel-state")
+		require.NoError(t, err, "the first install creates the team's state claim")
+		assert.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, pvc.Spec.AccessModes)
+		assert.Equal(t, "50Gi", ptr.To(pvc.Spec.Resources.Requests[corev1.ResourceStorage]).String())
 
-		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam)
-		require.NoError(t, err, out)
+		require.NoError(t, helm.UpgradeE(t, releaseOptions(nil, nil), chartDir, release))
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "1800", out, "the upgrade creates the team's gateway")
@@ -81,22 +107,24 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		require.NoError(t, err, out)
 		assert.Equal(t, "Suspend cullConnected=", out, "cullConnected is left to the gateway's default for Suspend")
 
-		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam, "--set", "teams[0].gateway.cullIdleTimeout=600")
-		require.NoError(t, err, out)
+		require.NoError(t, helm.UpgradeE(t, releaseOptions(map[string]string{"teams[0].gateway.cullIdleTimeout": "600"}, nil), chartDir, release))
+		out = notes(t)
 		assert.Contains(t, out, "idle kernels are suspended after 600 s.", "the notes give the team's timeout")
 		assert.Contains(t, out, "Kernels whose tab is still open are suspended too (cullConnected)")
 		assert.Contains(t, out, "Suspended kernels keep their variables on claim kernel-state in team-vision (kept on uninstall).")
 		assert.NotContains(t, out, "WARNING")
 		// The notes warn of a team whose state cannot work as it says.
 		// (Not in t.TempDir(): helm reads commas in -f as separators, and the subtest's name has some.)
-		notes := filepath.Join(env.Dir, "notes-values.yaml")
-		require.NoError(t, os.WriteFile(notes, []byte(`
+		warned := filepath.Join(env.Dir, "notes-values.yaml")
+		require.NoError(t, os.WriteFile(warned, []byte(`
 teams:
   - {name: nostate, namespaces: [team-nostate], gateway: {cullPolicy: Suspend}}
   - {name: deletes, namespaces: [team-deletes], gateway: {cullPolicy: Delete}, state: {enabled: true}}
   - {name: existing, namespaces: [team-existing], gateway: {cullConnected: false}, state: {enabled: true, create: false, claimName: vars}}
 `), 0o644))
-		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "--dry-run=server", "-f", notes)
+		// A dry run keeps no release to read the notes of: they are in its output.
+		dryRun := &helm.Options{KubectlOptions: in(namespace), Logger: logger.Discard}
+		out, err = helm.RunHelmCommandAndGetOutputE(t, dryRun, "upgrade", "--dry-run=server", "-f", warned, release, chartDir)
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "WARNING: team nostate has no state, so a suspended kernel comes back without its variables, even one whose tab was left open")
 		assert.Contains(t, out, "WARNING: team deletes has state but cullPolicy Delete")
@@ -106,8 +134,8 @@ teams:
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "600", out, "an upgrade changes the team's cull settings in place")
-		out, err = helmCmd(t, kubeconfig, "upgrade", release, chartDir, "-n", namespace, "-f", gpuTeam, "--set", "teams[0].gateway.cullIdleTimeout=0")
-		require.NoError(t, err, out)
+		require.NoError(t, helm.UpgradeE(t, releaseOptions(map[string]string{"teams[0].gateway.cullIdleTimeout": "0"}, nil), chartDir, release))
+		out = notes(t)
 		assert.Contains(t, out, "idle kernels are never culled", "the notes read cullIdleTimeout: 0 as never, not after 0 s")
 		assert.NotContains(t, out, "Kernels whose tab is still open", "a kernel never culled is not culled with its tab open either")
 		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
@@ -116,36 +144,36 @@ teams:
 		out, err = kubectl("get", "jupyterkernelspec", "python3", "-n", "team-vision", "-o", "jsonpath={.spec.resources.gpus}")
 		require.NoError(t, err, out)
 		assert.Equal(t, "0", out, "gpu-team's CPU kernelspec keeps its gpus: 0 on the API server")
-		out, err = kubectl("get", "configmap", "elastic-jupyter-policy", "-n", namespace, "-o", "jsonpath={.data.policy\\.yaml}")
-		require.NoError(t, err, out)
-		assert.Contains(t, out, "team-vision")
+		policy, err := k8s.GetConfigMapE(t, in(namespace), "elastic-jupyter-policy")
+		require.NoError(t, err)
+		assert.Contains(t, policy.Data["policy.yaml"], "team-vision")
 
-		out, err = helmCmd(t, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
-		require.NoError(t, err, out)
+		require.NoError(t, helm.DeleteE(t, uninstall, release, true))
 		out, err = kubectl("get", "crd", "-o", "name")
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "jupytergateways.kubeflow.tkestack.io", "the CRDs stay on uninstall")
-		out, err = kubectl("get", "deploy,jupytergateways", "-A", "-o", "name")
+		deployments, err := k8s.ListDeploymentsE(t, in(""), metav1.ListOptions{})
+		require.NoError(t, err)
+		for _, d := range deployments {
+			assert.NotContains(t, d.Name, "ej-elastic-jupyter", "the release's workloads go")
+		}
+		out, err = kubectl("get", "jupytergateways", "-A", "-o", "name")
 		require.NoError(t, err, out)
-		assert.NotContains(t, out, "ej-elastic-jupyter", "the release's workloads go")
 		assert.NotContains(t, out, "jupytergateway", "the release's gateways go")
-		out, err = kubectl("get", "namespace", "team-vision", "-o", "jsonpath={.status.phase}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "Active", out, "the team's namespace, with its users' notebooks, stays")
-		out, err = kubectl("get", "pvc", "kernel-state", "-n", "team-vision", "-o", "name")
-		require.NoError(t, err, "the team's state claim, with its users' saved variables, stays:\n%s", out)
+		ns, err := k8s.GetNamespaceE(t, in(""), "team-vision")
+		require.NoError(t, err)
+		assert.Equal(t, corev1.NamespaceActive, ns.Status.Phase, "the team's namespace, with its users' notebooks, stays")
+		_, err = k8s.GetPersistentVolumeClaimE(t, in("team-vision"), "kernel-state")
+		require.NoError(t, err, "the team's state claim, with its users' saved variables, stays")
 
 		// Installed again, the release takes back what it kept.
-		out, err = helmCmd(t, kubeconfig, "install", release, chartDir, "-n", namespace, "-f", gpuTeam)
-		require.NoError(t, err, "a new install adopts the kept namespace and claim:\n%s", out)
-		out, err = helmCmd(t, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
-		require.NoError(t, err, out)
+		require.NoError(t, helm.InstallE(t, releaseOptions(nil, nil), chartDir, release), "a new install adopts the kept namespace and claim")
+		require.NoError(t, helm.DeleteE(t, uninstall, release, true))
 	})
 
 	t.Run("server-side apply of every values file", func(t *testing.T) {
-		out, err := kubectl("create", "namespace", namespace)
-		if err != nil {
-			require.Contains(t, out, "AlreadyExists")
+		if err := k8s.CreateNamespaceE(t, in(""), namespace); err != nil {
+			require.True(t, apierrors.IsAlreadyExists(err), err)
 		}
 		cases := map[string][]string{"defaults": nil}
 		for _, f := range valuesFiles(t) {
@@ -155,16 +183,12 @@ teams:
 		// kube-controller-manager to release its pvc-protection finalizer, each file's claims are
 		// removed by hand before the next file is applied.
 		removeClaims := func(t *testing.T) {
-			out, err := kubectl("get", "pvc", "-A", "-o", `jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{"\n"}{end}`)
-			require.NoError(t, err, out)
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				ns, name, ok := strings.Cut(line, " ")
-				if !ok {
-					continue
-				}
-				out, err := kubectl("patch", "pvc", name, "-n", ns, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+			claims, err := k8s.ListPersistentVolumeClaimsE(t, in(""), metav1.ListOptions{})
+			require.NoError(t, err)
+			for _, c := range claims {
+				out, err := k8s.RunKubectlAndGetOutputE(t, in(c.Namespace), "patch", "pvc", c.Name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 				require.NoError(t, err, out)
-				out, err = kubectl("delete", "pvc", name, "-n", ns, "--wait")
+				out, err = k8s.RunKubectlAndGetOutputE(t, in(c.Namespace), "delete", "pvc", c.Name, "--wait")
 				require.NoError(t, err, out)
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,7 +32,7 @@ func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			out, err := helmCmd(t, nil, append([]string{"lint", "--strict", chartDir}, args...)...)
+			out, err := helm.RunHelmCommandAndGetOutputE(t, &helm.Options{Logger: logger.Discard}, "lint", append([]string{"--strict", chartDir}, args...)...)
 			require.NoError(t, err, out)
 			assert.Contains(t, out, "0 chart(s) failed")
 			assert.NotContains(t, out, "[WARNING]")
