@@ -77,6 +77,13 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		return out
 	}
 	uninstall := releaseOptions(nil, map[string][]string{"delete": {"--wait"}})
+	// vision is a field of an object of team vision, by jsonpath.
+	vision := func(t *testing.T, object, jsonpath string) string {
+		t.Helper()
+		out, err := k8s.RunKubectlAndGetOutputE(t, in("team-vision"), "get", object, "-o", "jsonpath="+jsonpath)
+		require.NoError(t, err, out)
+		return out
+	}
 	t.Run("helm install, upgrade, uninstall", func(t *testing.T) {
 		require.NoError(t, helm.InstallE(t, releaseOptions(nil, map[string][]string{"install": {"--create-namespace"}}), chartDir, release))
 		assert.Contains(t, notes(t), "helm upgrade", "the notes say how to create the teams' objects")
@@ -92,20 +99,14 @@ func TestChartOnTheAPIServer(t *testing.T) {
 		assert.Equal(t, "50Gi", ptr.To(pvc.Spec.Resources.Requests[corev1.ResourceStorage]).String())
 
 		require.NoError(t, helm.UpgradeE(t, releaseOptions(nil, nil), chartDir, release))
-		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "1800", out, "the upgrade creates the team's gateway")
+		assert.Equal(t, "1800", vision(t, "jupytergateway/gateway", "{.spec.cullIdleTimeout}"), "the upgrade creates the team's gateway")
 		out, err = kubectl("get", "jupyterkernelspecs", "-n", "team-vision", "-o", "name")
 		require.NoError(t, err, out)
 		assert.ElementsMatch(t, []string{"jupyterkernelspec.kubeflow.tkestack.io/python3-gpu", "jupyterkernelspec.kubeflow.tkestack.io/python3"}, strings.Fields(out))
 		for _, ks := range []string{"python3-gpu", "python3"} {
-			out, err = kubectl("get", "jupyterkernelspec", ks, "-n", "team-vision", "-o", "jsonpath={.spec.state.volume} {.spec.state.maxBytes}")
-			require.NoError(t, err, out)
-			assert.Equal(t, "kernel-state 1Gi", out, "%s keeps its variables on the team's claim", ks)
+			assert.Equal(t, "kernel-state 1Gi", vision(t, "jupyterkernelspec/"+ks, "{.spec.state.volume} {.spec.state.maxBytes}"), "%s keeps its variables on the team's claim", ks)
 		}
-		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullPolicy} cullConnected={.spec.cullConnected}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "Suspend cullConnected=", out, "cullConnected is left to the gateway's default for Suspend")
+		assert.Equal(t, "Suspend cullConnected=", vision(t, "jupytergateway/gateway", "{.spec.cullPolicy} cullConnected={.spec.cullConnected}"), "cullConnected is left to the gateway's default for Suspend")
 
 		require.NoError(t, helm.UpgradeE(t, releaseOptions(map[string]string{"teams[0].gateway.cullIdleTimeout": "600"}, nil), chartDir, release))
 		out = notes(t)
@@ -131,19 +132,13 @@ teams:
 		assert.Contains(t, out, "Suspended kernels keep their variables on claim vars in team-existing, which must exist (state.create: false)")
 		assert.Equal(t, 1, strings.Count(out, "Kernels whose tab is still open"), "only team nostate culls connected kernels:\n%s", out)
 		assert.NotContains(t, out, "kind: PersistentVolumeClaim\nmetadata:\n  name: vars", "state.create: false renders no claim")
-		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "600", out, "an upgrade changes the team's cull settings in place")
+		assert.Equal(t, "600", vision(t, "jupytergateway/gateway", "{.spec.cullIdleTimeout}"), "an upgrade changes the team's cull settings in place")
 		require.NoError(t, helm.UpgradeE(t, releaseOptions(map[string]string{"teams[0].gateway.cullIdleTimeout": "0"}, nil), chartDir, release))
 		out = notes(t)
 		assert.Contains(t, out, "idle kernels are never culled", "the notes read cullIdleTimeout: 0 as never, not after 0 s")
 		assert.NotContains(t, out, "Kernels whose tab is still open", "a kernel never culled is not culled with its tab open either")
-		out, err = kubectl("get", "jupytergateway", "gateway", "-n", "team-vision", "-o", "jsonpath={.spec.cullIdleTimeout}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "0", out, "cullIdleTimeout: 0 reaches the gateway")
-		out, err = kubectl("get", "jupyterkernelspec", "python3", "-n", "team-vision", "-o", "jsonpath={.spec.resources.gpus}")
-		require.NoError(t, err, out)
-		assert.Equal(t, "0", out, "gpu-team's CPU kernelspec keeps its gpus: 0 on the API server")
+		assert.Equal(t, "0", vision(t, "jupytergateway/gateway", "{.spec.cullIdleTimeout}"), "cullIdleTimeout: 0 reaches the gateway")
+		assert.Equal(t, "0", vision(t, "jupyterkernelspec/python3", "{.spec.resources.gpus}"), "gpu-team's CPU kernelspec keeps its gpus: 0 on the API server")
 		policy, err := k8s.GetConfigMapE(t, in(namespace), "elastic-jupyter-policy")
 		require.NoError(t, err)
 		assert.Contains(t, policy.Data["policy.yaml"], "team-vision")
