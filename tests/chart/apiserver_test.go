@@ -1,13 +1,18 @@
 package chart
 
 import (
+	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/gruntwork-io/terratest/modules/helm"
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/logger"
@@ -16,39 +21,64 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	"github.com/elastic-jupyter/elastic-jupyter/controller"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
+
+// moduleDir is the directory of a Go module version in the module cache, downloaded if need be:
+// the CRDs of cert-manager and of the Prometheus Operator come from their modules.
+func moduleDir(t *testing.T, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
+	require.NoError(t, err, "downloading %s", module)
+	var mod struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &mod))
+	return mod.Dir
+}
 
 // certManagerCRDs is the directory of cert-manager's plain CRD manifests in its Go module.
 func certManagerCRDs(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@v1.21.2").Output()
-	require.NoError(t, err, "downloading the cert-manager module")
-	var mod struct{ Dir string }
-	require.NoError(t, json.Unmarshal(out, &mod))
-	dir := filepath.Join(mod.Dir, "deploy", "crds")
-	_, err = os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml"))
+	dir := filepath.Join(moduleDir(t, "github.com/cert-manager/cert-manager@v1.21.2"), "deploy", "crds")
+	_, err := os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml"))
 	require.NoError(t, err)
 	return dir
 }
 
+// serviceMonitorCRD is the Prometheus Operator's ServiceMonitor CRD, from its Go module.
+func serviceMonitorCRD(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(moduleDir(t, "github.com/prometheus-operator/prometheus-operator@v0.85.0"),
+		"example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml")
+	_, err := os.Stat(f)
+	require.NoError(t, err)
+	return f
+}
+
+// kubectlOptions are terratest's kubectl options for env's API server in namespace ns (""
+// for every namespace), with its logging off: what kubectl says is returned, and in errors.
+func kubectlOptions(env *testenv.Env, ns string) *k8s.KubectlOptions {
+	o := k8s.NewKubectlOptions("", env.Kubeconfig, ns)
+	o.Logger = logger.Discard
+	return o
+}
+
 // The chart against a real API server: installed, upgraded and uninstalled by helm, and every
-// values file applied server-side (cert-manager's CRDs installed, so its Issuer and Certificate
-// are validated too), with terratest's helm and k8s modules.
+// values file applied server-side (cert-manager's and the ServiceMonitor CRDs installed, so its
+// Issuer, Certificate and ServiceMonitors are validated too), with terratest's helm and k8s
+// modules.
 func TestChartOnTheAPIServer(t *testing.T) {
 	env, err := testenv.Start(testenv.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.Stop() })
-	// in are the kubectl options of the API server in namespace ns ("": every namespace).
-	in := func(ns string) *k8s.KubectlOptions {
-		o := k8s.NewKubectlOptions("", env.Kubeconfig, ns)
-		o.Logger = logger.Discard
-		return o
-	}
+	in := func(ns string) *k8s.KubectlOptions { return kubectlOptions(env, ns) }
 	kubectl := func(args ...string) (string, error) { return k8s.RunKubectlAndGetOutputE(t, in(""), args...) }
-	out, err := kubectl("apply", "--server-side", "-f", certManagerCRDs(t))
+	out, err := kubectl("apply", "--server-side", "-f", certManagerCRDs(t), "-f", serviceMonitorCRD(t))
 	require.NoError(t, err, out)
 	// A cluster that has never seen elastic-jupyter: the test environment's CRDs go.
 	require.NoError(t, k8s.KubectlDeleteE(t, in(""), filepath.Join(testenv.RepoRoot(), "crds")))
@@ -56,6 +86,7 @@ func TestChartOnTheAPIServer(t *testing.T) {
 	require.NoError(t, err, out)
 	require.NotContains(t, out, "kubeflow.tkestack.io", "the cluster starts without our CRDs")
 	require.Contains(t, out, "certificates.cert-manager.io")
+	require.Contains(t, out, "servicemonitors.monitoring.coreos.com")
 
 	gpuTeam := filepath.Join(valuesDir, "gpu-team.yaml")
 	// releaseOptions are the helm options of the release with gpu-team.yaml and the --set values
@@ -189,15 +220,106 @@ teams:
 		}
 		for name, files := range cases {
 			removeClaims(t)
-			for _, cm := range []string{"true", "false"} {
-				manifest := render(t, files, map[string]string{"certManager.enabled": cm})
+			// With cert-manager, every ServiceMonitor too; without, none.
+			for _, optional := range []bool{true, false} {
+				set := map[string]string{"certManager.enabled": strconv.FormatBool(optional)}
+				if optional {
+					maps.Copy(set, monitoringOn)
+				}
+				manifest := render(t, files, set)
 				file := filepath.Join(t.TempDir(), "rendered.yaml")
 				require.NoError(t, os.WriteFile(file, []byte(manifest), 0o644))
 				out, err := kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=chart-test", "-f", file)
-				require.NoError(t, err, "%s (certManager.enabled=%s):\n%s", name, cm, out)
+				require.NoError(t, err, "%s (cert-manager and monitoring %v):\n%s", name, optional, out)
 				applied := strings.Count(out, " serverside-applied")
-				assert.Equal(t, len(objects(t, manifest)), applied, "%s (certManager.enabled=%s): every object is accepted:\n%s", name, cm, out)
+				assert.Equal(t, len(objects(t, manifest)), applied, "%s (cert-manager and monitoring %v): every object is accepted:\n%s", name, optional, out)
+				if optional {
+					for _, sm := range ofKind[serviceMonitor](t, objects(t, manifest), "ServiceMonitor") {
+						assert.Contains(t, out, "servicemonitor.monitoring.coreos.com/"+sm.Name+" serverside-applied", "%s: %s/%s", name, sm.Namespace, sm.Name)
+					}
+					if files != nil {
+						assert.Contains(t, out, "servicemonitor.monitoring.coreos.com/ej-elastic-jupyter-gateways serverside-applied", "%s: its teams' gateways", name)
+					}
+				}
 			}
 		}
 	})
+}
+
+// On a real API server with the Prometheus Operator's ServiceMonitor CRD, the gateways'
+// ServiceMonitor a team gets selects, of the Services in its namespace, the one the controller
+// (run here in-process) makes for the team's gateway, and its port metrics reaches the gateway
+// container's metrics port.
+func TestGatewayServiceMonitorSelectsTheServiceTheControllerMakes(t *testing.T) {
+	env, err := testenv.Start(testenv.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.Stop() })
+	out, err := k8s.RunKubectlAndGetOutputE(t, kubectlOptions(env, ""), "apply", "--server-side", "-f", serviceMonitorCRD(t))
+	require.NoError(t, err, out)
+	out, err = k8s.RunKubectlAndGetOutputE(t, kubectlOptions(env, ""), "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
+	require.NoError(t, err, out)
+
+	// The team's namespace, gateway and ServiceMonitor as the chart renders them.
+	objs := objects(t, render(t, []string{filepath.Join(valuesDir, "gpu-team.yaml")}, map[string]string{"gatewayMetrics.serviceMonitor.enabled": "true"}))
+	var team []string
+	for _, o := range objs {
+		if k := o.GetKind(); k == "Namespace" || k == "JupyterGateway" || k == "ServiceMonitor" {
+			team = append(team, mustYAML(t, o.Object))
+		}
+	}
+	require.Len(t, team, 3)
+	file := filepath.Join(t.TempDir(), "team.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(team, "---\n")), 0o644))
+	out, err = k8s.RunKubectlAndGetOutputE(t, kubectlOptions(env, ""), "apply", "--server-side", "-f", file)
+	require.NoError(t, err, out)
+
+	ctrllog.SetLogger(logr.Discard())
+	mgr, err := controller.NewManager(env.Config, controller.ManagerOptions{MetricsAddr: "0"})
+	require.NoError(t, err)
+	require.NoError(t, controller.SetupWithManager(mgr, controller.Options{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done, "the controller stops")
+	})
+
+	gw := named[ejv1.JupyterGateway](t, objs, "JupyterGateway", "team-vision", "gateway")
+	ns := kubectlOptions(env, gw.Namespace)
+	require.Eventually(t, func() bool {
+		_, err := k8s.GetServiceE(t, ns, gw.Name)
+		return err == nil
+	}, time.Minute, 100*time.Millisecond, "the controller makes gateway %s's Service", gw.Name)
+
+	sm := gatewayMonitorOf(t, objs, gw.Namespace)
+	out, err = k8s.RunKubectlAndGetOutputE(t, ns, "get", "servicemonitor", sm.Name, "-o", "jsonpath={.spec.endpoints[0].port}")
+	require.NoError(t, err, out)
+	assert.Equal(t, "metrics", out, "the API server keeps the ServiceMonitor as the chart renders it")
+	selected, err := k8s.ListServicesE(t, ns, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&sm.Spec.Selector)})
+	require.NoError(t, err)
+	require.Len(t, selected, 1, "the ServiceMonitor selects one Service in %s", gw.Namespace)
+	svc := selected[0]
+	assert.Equal(t, gw.Name, svc.Name, "the gateway's")
+	var port *corev1.ServicePort
+	for i, p := range svc.Spec.Ports {
+		if p.Name == sm.Spec.Endpoints[0].Port {
+			port = &svc.Spec.Ports[i]
+		}
+	}
+	require.NotNil(t, port, "the gateway's Service has port %s: %+v", sm.Spec.Endpoints[0].Port, svc.Spec.Ports)
+	assert.EqualValues(t, controller.GatewayMetricsPort, port.Port)
+
+	require.Eventually(t, func() bool {
+		_, err := k8s.GetDeploymentE(t, ns, gw.Name)
+		return err == nil
+	}, time.Minute, 100*time.Millisecond, "the controller makes gateway %s's Deployment", gw.Name)
+	d := k8s.GetDeployment(t, ns, gw.Name)
+	assert.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)), "the Service selects the gateway's pods")
+	var containerPorts []corev1.ContainerPort
+	for _, c := range d.Spec.Template.Spec.Containers {
+		containerPorts = append(containerPorts, c.Ports...)
+	}
+	assert.Contains(t, containerPorts, corev1.ContainerPort{Name: port.TargetPort.StrVal, ContainerPort: controller.GatewayMetricsPort, Protocol: corev1.ProtocolTCP},
+		"the Service's port %s reaches the gateway container's metrics port", port.Name)
 }

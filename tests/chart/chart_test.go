@@ -26,6 +26,8 @@ func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
 	cases := map[string][]string{
 		"defaults":             nil,
 		"without cert-manager": {"--set", "certManager.enabled=false"},
+		"with every ServiceMonitor": {"-f", filepath.Join(valuesDir, "multi-team.yaml"), "--set",
+			"controller.metrics.serviceMonitor.enabled=true,webhook.metrics.serviceMonitor.enabled=true,gatewayMetrics.serviceMonitor.enabled=true"},
 	}
 	for _, f := range valuesFiles(t) {
 		cases[filepath.Base(f)] = []string{"-f", f}
@@ -264,6 +266,10 @@ func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
 		"teamDefaults.state.size=10GB":                  "'10GB' does not match pattern",
 		"teamDefaults.state.maxBytes=lots":              "'lots' does not match pattern",
 		"teamDefaults.kernelspecs[0].state.volume=x":    "additional properties 'volume' not allowed",
+		"webhook.metrics.serviceMonitor.enable=true":    "additional properties 'enable' not allowed",
+		"webhook.metrics.serviceMonitor.interval=30sec": "'30sec' does not match pattern",
+		"gatewayMetrics.serviceMonitor.enabled=yes":     "got string, want boolean",
+		"gatewayMetrics.serviceMonitor.labels.a=1":      "got number, want string",
 	} {
 		k, v, _ := strings.Cut(set, "=")
 		_, err := renderE(t, nil, map[string]string{k: v})
