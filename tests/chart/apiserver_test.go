@@ -220,7 +220,7 @@ teams:
 		}
 		for name, files := range cases {
 			removeClaims(t)
-			// With cert-manager, every ServiceMonitor too; without, none.
+			// With cert-manager, every ServiceMonitor and the dashboard too; without, none.
 			for _, optional := range []bool{true, false} {
 				set := map[string]string{"certManager.enabled": strconv.FormatBool(optional)}
 				if optional {
@@ -234,6 +234,7 @@ teams:
 				applied := strings.Count(out, " serverside-applied")
 				assert.Equal(t, len(objects(t, manifest)), applied, "%s (cert-manager and monitoring %v): every object is accepted:\n%s", name, optional, out)
 				if optional {
+					assert.Contains(t, out, "configmap/ej-elastic-jupyter-dashboard serverside-applied", name)
 					for _, sm := range ofKind[serviceMonitor](t, objects(t, manifest), "ServiceMonitor") {
 						assert.Contains(t, out, "servicemonitor.monitoring.coreos.com/"+sm.Name+" serverside-applied", "%s: %s/%s", name, sm.Namespace, sm.Name)
 					}

@@ -26,8 +26,8 @@ func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
 	cases := map[string][]string{
 		"defaults":             nil,
 		"without cert-manager": {"--set", "certManager.enabled=false"},
-		"with every ServiceMonitor": {"-f", filepath.Join(valuesDir, "multi-team.yaml"), "--set",
-			"controller.metrics.serviceMonitor.enabled=true,webhook.metrics.serviceMonitor.enabled=true,gatewayMetrics.serviceMonitor.enabled=true"},
+		"with every ServiceMonitor and the dashboard": {"-f", filepath.Join(valuesDir, "multi-team.yaml"), "--set",
+			"controller.metrics.serviceMonitor.enabled=true,webhook.metrics.serviceMonitor.enabled=true,gatewayMetrics.serviceMonitor.enabled=true,grafana.dashboard.enabled=true"},
 	}
 	for _, f := range valuesFiles(t) {
 		cases[filepath.Base(f)] = []string{"-f", f}
@@ -270,6 +270,9 @@ func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
 		"webhook.metrics.serviceMonitor.interval=30sec": "'30sec' does not match pattern",
 		"gatewayMetrics.serviceMonitor.enabled=yes":     "got string, want boolean",
 		"gatewayMetrics.serviceMonitor.labels.a=1":      "got number, want string",
+		"grafana.dashboard.enabled=maybe":               "got string, want boolean",
+		"grafana.dashboard.namespace=Monitoring":        "'Monitoring' does not match pattern",
+		"grafana.dashboards.enabled=true":               "additional properties 'dashboards' not allowed",
 	} {
 		k, v, _ := strings.Cut(set, "=")
 		_, err := renderE(t, nil, map[string]string{k: v})

@@ -17,11 +17,12 @@ import (
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
 )
 
-// monitoringOn turns on every ServiceMonitor.
+// monitoringOn turns on every ServiceMonitor and the Grafana dashboard.
 var monitoringOn = map[string]string{
 	"controller.metrics.serviceMonitor.enabled": "true",
 	"webhook.metrics.serviceMonitor.enabled":    "true",
 	"gatewayMetrics.serviceMonitor.enabled":     "true",
+	"grafana.dashboard.enabled":                 "true",
 }
 
 // serviceMonitor is what the chart sets of a Prometheus Operator ServiceMonitor (the chart's tests
@@ -54,12 +55,16 @@ func with(base map[string]string, more map[string]string) map[string]string {
 	return out
 }
 
-// By default the chart renders no object of a CRD the cluster may lack; the
+// By default the chart renders no object of a CRD the cluster may lack and no dashboard; the
 // metrics Services of the controller and the webhook are always there.
 func TestMonitoringIsOffByDefault(t *testing.T) {
 	for _, files := range [][]string{nil, {filepath.Join(valuesDir, "multi-team.yaml")}} {
 		objs := objects(t, render(t, files, nil))
 		assert.Empty(t, ofKind[serviceMonitor](t, objs, "ServiceMonitor"), "%v: no ServiceMonitor without the Prometheus Operator", files)
+		for _, cm := range ofKind[corev1.ConfigMap](t, objs, "ConfigMap") {
+			assert.NotContains(t, cm.Labels, "grafana_dashboard", "%v: %s is no dashboard", files, cm.Name)
+			assert.NotContains(t, cm.Data, "elastic-jupyter.json", "%v: %s is no dashboard", files, cm.Name)
+		}
 		named[corev1.Service](t, objs, "Service", namespace, "ej-elastic-jupyter-controller-metrics")
 		named[corev1.Service](t, objs, "Service", namespace, "ej-elastic-jupyter-webhook-metrics")
 	}
