@@ -77,12 +77,14 @@ func TestChartOnTheAPIServer(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.Stop() })
 	in := func(ns string) *k8s.KubectlOptions { return kubectlOptions(env, ns) }
-	kubectl := func(args ...string) (string, error) { return k8s.RunKubectlAndGetOutputE(t, in(""), args...) }
-	out, err := kubectl("apply", "--server-side", "-f", certManagerCRDs(t), "-f", serviceMonitorCRD(t))
+	kubectl := func(t *testing.T, args ...string) (string, error) {
+		return k8s.RunKubectlAndGetOutputE(t, in(""), args...)
+	}
+	out, err := kubectl(t, "apply", "--server-side", "-f", certManagerCRDs(t), "-f", serviceMonitorCRD(t))
 	require.NoError(t, err, out)
 	// A cluster that has never seen elastic-jupyter: the test environment's CRDs go.
 	require.NoError(t, k8s.KubectlDeleteE(t, in(""), filepath.Join(testenv.RepoRoot(), "crds")))
-	out, err = kubectl("get", "crd", "-o", "name")
+	out, err = kubectl(t, "get", "crd", "-o", "name")
 	require.NoError(t, err, out)
 	require.NotContains(t, out, "kubeflow.tkestack.io", "the cluster starts without our CRDs")
 	require.Contains(t, out, "certificates.cert-manager.io")
@@ -118,7 +120,7 @@ func TestChartOnTheAPIServer(t *testing.T) {
 	t.Run("helm install, upgrade, uninstall", func(t *testing.T) {
 		require.NoError(t, helm.InstallE(t, releaseOptions(nil, map[string][]string{"install": {"--create-namespace"}}), chartDir, release))
 		assert.Contains(t, notes(t), "helm upgrade", "the notes say how to create the teams' objects")
-		out, err := kubectl("get", "crd/jupytergateways.kubeflow.tkestack.io", "-o", "name")
+		out, err := kubectl(t, "get", "crd/jupytergateways.kubeflow.tkestack.io", "-o", "name")
 		require.NoError(t, err, out)
 		for _, d := range []string{"ej-elastic-jupyter-controller", "ej-elastic-jupyter-webhook"} {
 			_, err := k8s.GetDeploymentE(t, in(namespace), d)
@@ -131,7 +133,7 @@ func TestChartOnTheAPIServer(t *testing.T) {
 
 		require.NoError(t, helm.UpgradeE(t, releaseOptions(nil, nil), chartDir, release))
 		assert.Equal(t, "1800", vision(t, "jupytergateway/gateway", "{.spec.cullIdleTimeout}"), "the upgrade creates the team's gateway")
-		out, err = kubectl("get", "jupyterkernelspecs", "-n", "team-vision", "-o", "name")
+		out, err = kubectl(t, "get", "jupyterkernelspecs", "-n", "team-vision", "-o", "name")
 		require.NoError(t, err, out)
 		assert.ElementsMatch(t, []string{"jupyterkernelspec.kubeflow.tkestack.io/python3-gpu", "jupyterkernelspec.kubeflow.tkestack.io/python3"}, strings.Fields(out))
 		for _, ks := range []string{"python3-gpu", "python3"} {
@@ -175,7 +177,7 @@ teams:
 		assert.Contains(t, policy.Data["policy.yaml"], "team-vision")
 
 		require.NoError(t, helm.DeleteE(t, uninstall, release, true))
-		out, err = kubectl("get", "crd", "-o", "name")
+		out, err = kubectl(t, "get", "crd", "-o", "name")
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "jupytergateways.kubeflow.tkestack.io", "the CRDs stay on uninstall")
 		deployments, err := k8s.ListDeploymentsE(t, in(""), metav1.ListOptions{})
@@ -183,7 +185,7 @@ teams:
 		for _, d := range deployments {
 			assert.NotContains(t, d.Name, "ej-elastic-jupyter", "the release's workloads go")
 		}
-		out, err = kubectl("get", "jupytergateways", "-A", "-o", "name")
+		out, err = kubectl(t, "get", "jupytergateways", "-A", "-o", "name")
 		require.NoError(t, err, out)
 		assert.NotContains(t, out, "jupytergateway", "the release's gateways go")
 		ns, err := k8s.GetNamespaceE(t, in(""), "team-vision")
@@ -229,7 +231,7 @@ teams:
 				manifest := render(t, files, set)
 				file := filepath.Join(t.TempDir(), "rendered.yaml")
 				require.NoError(t, os.WriteFile(file, []byte(manifest), 0o644))
-				out, err := kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=chart-test", "-f", file)
+				out, err := kubectl(t, "apply", "--server-side", "--force-conflicts", "--field-manager=chart-test", "-f", file)
 				require.NoError(t, err, "%s (cert-manager and monitoring %v):\n%s", name, optional, out)
 				applied := strings.Count(out, " serverside-applied")
 				assert.Equal(t, len(objects(t, manifest)), applied, "%s (cert-manager and monitoring %v): every object is accepted:\n%s", name, optional, out)
