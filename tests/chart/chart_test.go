@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,13 +26,15 @@ func TestHelmLintIsCleanWithEveryValuesFile(t *testing.T) {
 	cases := map[string][]string{
 		"defaults":             nil,
 		"without cert-manager": {"--set", "certManager.enabled=false"},
+		"with every ServiceMonitor and the dashboard": {"-f", filepath.Join(valuesDir, "multi-team.yaml"), "--set",
+			"controller.metrics.serviceMonitor.enabled=true,webhook.metrics.serviceMonitor.enabled=true,gatewayMetrics.serviceMonitor.enabled=true,grafana.dashboard.enabled=true"},
 	}
 	for _, f := range valuesFiles(t) {
 		cases[filepath.Base(f)] = []string{"-f", f}
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			out, err := helmCmd(t, nil, append([]string{"lint", "--strict", chartDir}, args...)...)
+			out, err := helm.RunHelmCommandAndGetOutputE(t, &helm.Options{Logger: logger.Discard}, "lint", append([]string{"--strict", chartDir}, args...)...)
 			require.NoError(t, err, out)
 			assert.Contains(t, out, "0 chart(s) failed")
 			assert.NotContains(t, out, "[WARNING]")
@@ -262,6 +266,13 @@ func TestValuesTyposAndWrongTypesFailWithTheSchemasMessage(t *testing.T) {
 		"teamDefaults.state.size=10GB":                  "'10GB' does not match pattern",
 		"teamDefaults.state.maxBytes=lots":              "'lots' does not match pattern",
 		"teamDefaults.kernelspecs[0].state.volume=x":    "additional properties 'volume' not allowed",
+		"webhook.metrics.serviceMonitor.enable=true":    "additional properties 'enable' not allowed",
+		"webhook.metrics.serviceMonitor.interval=30sec": "'30sec' does not match pattern",
+		"gatewayMetrics.serviceMonitor.enabled=yes":     "got string, want boolean",
+		"gatewayMetrics.serviceMonitor.labels.a=1":      "got number, want string",
+		"grafana.dashboard.enabled=maybe":               "got string, want boolean",
+		"grafana.dashboard.namespace=Monitoring":        "'Monitoring' does not match pattern",
+		"grafana.dashboards.enabled=true":               "additional properties 'dashboards' not allowed",
 	} {
 		k, v, _ := strings.Cut(set, "=")
 		_, err := renderE(t, nil, map[string]string{k: v})

@@ -69,36 +69,24 @@ func lookup(layers []map[string]any, path ...string) (any, bool) {
 // values.yaml) and the GPUs each says, independently of the chart's templates.
 func wantGPUs(t *testing.T, file string) []kernelspecGPUs {
 	t.Helper()
-	chartDefaults, _ := readValues(t, filepath.Join(chartDir, "values.yaml"))["teamDefaults"].(map[string]any)
-	require.NotEmpty(t, chartDefaults)
-	vals := readValues(t, file)
-	fileDefaults, _ := vals["teamDefaults"].(map[string]any)
-	teams, _ := vals["teams"].([]any)
 	var out []kernelspecGPUs
-	for i, tm := range teams {
-		team, ok := tm.(map[string]any)
-		require.True(t, ok, "%s: teams[%d] is a map", file, i)
-		layers := []map[string]any{team, fileDefaults, chartDefaults}
+	for _, team := range teamsOf(t, file) {
 		get := func(path ...string) any {
-			v, ok := lookup(layers, path...)
-			require.True(t, ok, "%s: teams[%d] has %s, or a default", file, i, strings.Join(path, "."))
+			v, ok := team.get(path...)
+			require.True(t, ok, "%s has %s, or a default", team, strings.Join(path, "."))
 			return v
 		}
-		namespaces, _ := team["namespaces"].([]any)
-		require.NotEmpty(t, namespaces, "%s: teams[%d].namespaces", file, i)
-		ns, _ := namespaces[0].(string)
 		def, ok := get("gpu", "defaultPerKernel").(float64)
-		require.True(t, ok, "%s: teams[%d] gpu.defaultPerKernel is a number", file, i)
+		require.True(t, ok, "%s: gpu.defaultPerKernel is a number", team)
 		res, _ := get("gpu", "resourceName").(string)
-		specs, _ := get("kernelspecs").([]any)
-		for j, k := range specs {
-			spec, _ := k.(map[string]any)
+		get("kernelspecs")
+		for j, spec := range team.kernelspecs {
 			name, _ := spec["name"].(string)
-			require.NotEmpty(t, name, "%s: teams[%d].kernelspecs[%d].name", file, i, j)
-			w := kernelspecGPUs{ns: ns, name: name, kernelGets: int64(def), resource: corev1.ResourceName(res)}
+			require.NotEmpty(t, name, "%s: kernelspecs[%d].name", team, j)
+			w := kernelspecGPUs{ns: team.namespaces[0], name: name, kernelGets: int64(def), resource: corev1.ResourceName(res)}
 			if g, ok := spec["gpus"]; ok {
 				n, isNumber := g.(float64)
-				require.True(t, isNumber, "%s: %s gpus is a number", file, w)
+				require.True(t, isNumber, "%s: %s gpus is a number", team, w)
 				w.gpus = ptr.To(int32(n))
 				w.kernelGets = int64(n)
 			}

@@ -1,17 +1,13 @@
 // Package chart tests the Helm chart in charts/elastic-jupyter: helm lint, the objects it renders
-// decoded into their Go types (with terratest's helm module and the helm built by hack/tools.sh),
-// and the rendered chart applied to a real API server.
+// decoded into their Go types, and the chart installed, upgraded and uninstalled on a real API
+// server and every rendering applied to it. Helm and kubectl run through terratest's helm and k8s
+// modules (with the helm and kubectl built by hack/tools.sh); the tests keep no runner of their own.
 package chart
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/gruntwork-io/terratest/modules/helm"
@@ -20,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
@@ -80,23 +75,12 @@ func renderE(t *testing.T, files []string, set map[string]string, apiVersions ..
 	return helm.RenderTemplateE(t, opts, chartDir, release, nil, extra...)
 }
 
-// objects decodes a rendered manifest.
+// objects decodes a rendered manifest (or any multi-document YAML of Kubernetes objects) with
+// terratest's decoder.
 func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
 	t.Helper()
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
 	var objs []*unstructured.Unstructured
-	for {
-		var o map[string]any
-		err := dec.Decode(&o)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if len(o) == 0 {
-			continue
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: o})
-	}
+	helm.UnmarshalK8SYaml(t, manifest, &objs)
 	return objs
 }
 
@@ -136,15 +120,4 @@ func find(objs []*unstructured.Unstructured, kind, ns, name string) *unstructure
 		}
 	}
 	return nil
-}
-
-// helmCmd runs the cached helm.
-func helmCmd(t *testing.T, env []string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(testenv.BinDir(), "helm"), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
 }
