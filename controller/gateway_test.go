@@ -55,7 +55,7 @@ func TestGatewayDeploymentFollowsImageResourcesAndLogLevelButNotCullSettings(t *
 	c := d.Spec.Template.Spec.Containers[0]
 	assert.Equal(t, "example.com/elastic-jupyter:test", c.Image, "the controller's --image is the default")
 	assert.Equal(t, []string{version.BinaryPath, "gateway"}, c.Command)
-	assert.Equal(t, []string{"--name", "team", "--namespace", ns, "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--auth-token-file", controller.GatewayTokenFile}, c.Args)
+	assert.Equal(t, []string{"--name", "team", "--namespace", ns, "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--metrics-bind-address", "$(POD_IP):9090", "--auth-token-file", controller.GatewayTokenFile}, c.Args)
 	assert.Equal(t, gw.Name, d.Spec.Template.Spec.ServiceAccountName)
 	assert.True(t, *d.Spec.Template.Spec.SecurityContext.RunAsNonRoot)
 
@@ -123,8 +123,11 @@ func TestGatewayObjectsTokenAndStatus(t *testing.T) {
 
 	svc := exists(t, ns, gw.Name, &corev1.Service{})
 	assertControlledBy(t, svc, gw)
-	require.Len(t, svc.Spec.Ports, 1)
+	require.Len(t, svc.Spec.Ports, 2, "the kernel gateway API and the gateway's metrics")
+	assert.Equal(t, "http", svc.Spec.Ports[0].Name)
 	assert.EqualValues(t, 8888, svc.Spec.Ports[0].Port)
+	assert.Equal(t, "metrics", svc.Spec.Ports[1].Name)
+	assert.EqualValues(t, 9090, svc.Spec.Ports[1].Port)
 	assert.Equal(t, corev1.ServiceTypeClusterIP, svc.Spec.Type)
 	assertControlledBy(t, exists(t, ns, gw.Name, &corev1.ServiceAccount{}), gw)
 	token := exists(t, ns, gw.Name+"-token", &corev1.Secret{})
