@@ -59,7 +59,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 		}
 	}()
-	k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: controller.NewScheme()})
+	k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
