@@ -13,18 +13,13 @@ import (
 	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
 func init() {
 	register("gateway", "run the Jupyter kernel gateway", runGateway)
 }
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
@@ -36,7 +31,7 @@ func runGateway(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "kubernetes: the name of this gateway's JupyterGateway")
 	namespace := fs.String("namespace", "", "kubernetes: its namespace (default: the pod's)")
 	kubeconfig := fs.String("kubeconfig", "", "kubernetes: a kubeconfig file (default: in-cluster or $KUBECONFIG)")
-	var kernelDirs stringList
+	var kernelDirs cliflag.List[string]
 	fs.Var(&kernelDirs, "kernelspec-dir", "local: a Jupyter kernels directory (repeatable; default: Jupyter's usual ones)")
 	runtimeDir := fs.String("runtime-dir", "", "local: where connection files go (default: a private temporary directory)")
 	cullIdle := fs.Duration("cull-idle-timeout", 0, "local: cull kernels idle longer than this (0: never)")
@@ -44,7 +39,7 @@ func runGateway(ctx context.Context, args []string) error {
 	cullPolicy := fs.String("cull-policy", gateway.CullDelete, "local: Delete or Suspend")
 	cullBusy := fs.Bool("cull-busy", false, "local: also cull busy kernels")
 	cullConnected := fs.Bool("cull-connected", false, "local: also cull kernels with connected clients")
-	var allowedEnv stringList
+	var allowedEnv cliflag.List[string]
 	fs.Var(&allowedEnv, "allowed-env", "local: a variable name beyond KERNEL_* clients may pass (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,16 +75,17 @@ func runGateway(ctx context.Context, args []string) error {
 			}
 			defer os.RemoveAll(dir)
 		}
-		if len(kernelDirs) == 0 {
-			kernelDirs = gateway.DefaultKernelDirs()
+		dirs := kernelDirs.Values
+		if len(dirs) == 0 {
+			dirs = gateway.DefaultKernelDirs()
 		}
 		lp := &gateway.LocalProvisioner{RuntimeDir: dir, Output: os.Stderr}
 		defer lp.Close()
 		opts.Provisioner = lp
-		opts.Specs = &gateway.DirSpecSource{Dirs: kernelDirs}
+		opts.Specs = &gateway.DirSpecSource{Dirs: dirs}
 		opts.Settings = gateway.StaticSettings{
 			CullIdleTimeout: *cullIdle, CullInterval: *cullInterval, CullPolicy: *cullPolicy,
-			CullBusy: *cullBusy, CullConnected: *cullConnected, AllowedEnv: allowedEnv,
+			CullBusy: *cullBusy, CullConnected: *cullConnected, AllowedEnv: allowedEnv.Values,
 		}
 	case "kubernetes":
 		k, err := kubernetesGateway(ctx, *name, *namespace, *kubeconfig, log)
