@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/elastic-jupyter/elastic-jupyter/controller"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
@@ -29,12 +28,15 @@ func runController(ctx context.Context, args []string) error {
 	var gpus cliflag.List[corev1.ResourceName]
 	noQueue := fs.Bool("no-gpu-queue", false, "release kernel pods that wait for GPUs to the scheduler at once, instead of first come, first served (for clusters whose autoscaler must see every pending pod)")
 	fs.Var(&gpus, "gpu-resource", "a resource name counted as GPUs besides those containing \"gpu\", such as nvidia.com/mig-1g.10gb (repeatable)")
-	zopts := zap.Options{}
-	zopts.BindFlags(fs)
+	logFlags := bindZapFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	log, err := logFlags.logger()
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(log)
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {

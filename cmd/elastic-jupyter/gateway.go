@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
@@ -27,7 +27,7 @@ func runGateway(ctx context.Context, args []string) error {
 	metricsAddr := fs.String("metrics-bind-address", "", "address to serve Prometheus metrics on, at /metrics (empty: none)")
 	tokenFile := fs.String("auth-token-file", "", "file holding the token clients must send (empty: no token)")
 	prov := fs.String("provisioner", "kubernetes", "where kernels run: kubernetes (a pod each, from the gateway's JupyterGateway) or local (processes)")
-	logLevel := fs.String("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+	logLevel := loglevel.Var(fs)
 	name := fs.String("name", "", "kubernetes: the name of this gateway's JupyterGateway")
 	namespace := fs.String("namespace", "", "kubernetes: its namespace (default: the pod's)")
 	kubeconfig := fs.String("kubeconfig", "", "kubernetes: a kubeconfig file (default: in-cluster or $KUBECONFIG)")
@@ -44,10 +44,7 @@ func runGateway(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(*logLevel)
-	if err != nil {
-		return err
-	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel.Level}))
 	token := ""
 	if *tokenFile != "" {
 		data, err := os.ReadFile(*tokenFile)
@@ -70,8 +67,9 @@ func runGateway(ctx context.Context, args []string) error {
 		}
 		dir := *runtimeDir
 		if dir == "" {
+			var err error
 			if dir, err = os.MkdirTemp("", "elastic-jupyter-gateway-"); err != nil {
-				return err
+				return fmt.Errorf("creating the runtime directory: %w", err)
 			}
 			defer os.RemoveAll(dir)
 		}
@@ -117,22 +115,4 @@ func runGateway(ctx context.Context, args []string) error {
 		defer srv.Close()
 	}
 	return g.Serve(ctx, l)
-}
-
-// newLogger returns a JSON logger at a Jupyter-style level name.
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToUpper(level) {
-	case "DEBUG":
-		l = slog.LevelDebug
-	case "INFO", "":
-		l = slog.LevelInfo
-	case "WARNING", "WARN":
-		l = slog.LevelWarn
-	case "ERROR":
-		l = slog.LevelError
-	default:
-		return nil, errors.New("--log-level " + level + ": use DEBUG, INFO, WARNING or ERROR")
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

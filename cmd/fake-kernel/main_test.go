@@ -182,7 +182,7 @@ func TestFakeKernelBinary(t *testing.T) {
 func TestRunWithoutABinary(t *testing.T) {
 	var out testenv.SyncBuffer
 	assert.Equal(t, 2, run([]string{"-log-level", "loud", "-f", "x"}, &out))
-	assert.Contains(t, out.String(), "-log-level \"loud\"")
+	assert.Contains(t, out.String(), `invalid value "loud" for flag -log-level: use DEBUG, INFO, WARNING (or WARN) or ERROR`)
 	assert.Equal(t, 2, run([]string{"-f", "x", "extra"}, &out))
 	assert.Equal(t, 2, run([]string{"-nope"}, &out))
 }
