@@ -25,6 +25,7 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 )
 
@@ -69,7 +70,7 @@ type Env struct {
 	// Envtest is the underlying envtest environment.
 	Envtest *envtest.Environment
 
-	procs []*process
+	procs []*process.Process
 	keep  bool
 }
 
@@ -207,7 +208,7 @@ func Start(opts Options) (_ *Env, retErr error) {
 func (e *Env) Stop() error {
 	var errs []error
 	for i := len(e.procs) - 1; i >= 0; i-- {
-		if err := e.procs[i].stop(20 * time.Second); err != nil {
+		if err := e.procs[i].Stop(20 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
