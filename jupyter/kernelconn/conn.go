@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
@@ -196,17 +197,15 @@ func (c *Conn) read(gen *generation, codec *jupyter.Codec, channel string, s zmq
 	for {
 		raw, err := s.Recv()
 		if err != nil {
-			if gen.ctx.Err() != nil {
+			// The peer went away (kernel restarted or died). Keep trying to read until the
+			// generation ends: a closed connection is reported by Close/Reconnect; liveness
+			// by the heartbeat.
+			if gen.ctx.Err() != nil || wait.PollUntilContextCancel(gen.ctx, 100*time.Millisecond, false, func(context.Context) (bool, error) {
+				raw, err = s.Recv()
+				return err == nil, nil
+			}) != nil {
 				return
 			}
-			// The peer went away (kernel restarted or died). Keep trying to read: a closed
-			// connection is reported by Close/Reconnect; liveness by the heartbeat.
-			select {
-			case <-gen.ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
 		}
 		m, err := codec.Decode(raw.Frames)
 		if err != nil {
