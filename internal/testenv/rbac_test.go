@@ -55,8 +55,8 @@ rules:
 	require.NoError(t, c.List(ctx, &corev1.ConfigMapList{}, client.InNamespace("granted")), "the Role allows listing its namespace's ConfigMaps")
 	for what, err := range map[string]error{
 		"listing ConfigMaps in another namespace": c.List(ctx, &corev1.ConfigMapList{}, client.InNamespace("default")),
-		"listing Secrets":                          c.List(ctx, &corev1.SecretList{}, client.InNamespace("granted")),
-		"listing namespaces":                       c.List(ctx, &corev1.NamespaceList{}),
+		"listing Secrets":                         c.List(ctx, &corev1.SecretList{}, client.InNamespace("granted")),
+		"listing namespaces":                      c.List(ctx, &corev1.NamespaceList{}),
 	} {
 		assert.True(t, apierrors.IsForbidden(err), "%s is forbidden, got %v", what, err)
 	}
