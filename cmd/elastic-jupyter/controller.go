@@ -29,14 +29,9 @@ func runController(ctx context.Context, args []string) error {
 	noQueue := fs.Bool("no-gpu-queue", false, "release kernel pods that wait for GPUs to the scheduler at once, instead of first come, first served (for clusters whose autoscaler must see every pending pod)")
 	fs.Var(&gpus, "gpu-resource", "a resource name counted as GPUs besides those containing \"gpu\", such as nvidia.com/mig-1g.10gb (repeatable)")
 	logFlags := bindZapFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := logFlags.parse(args); err != nil {
 		return err
 	}
-	log, err := logFlags.logger()
-	if err != nil {
-		return err
-	}
-	ctrl.SetLogger(log)
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
@@ -26,6 +27,19 @@ func bindZapFlags(fs *flag.FlagSet) *zapFlags {
 	z := &zapFlags{fs: fs, level: loglevel.Var(fs)}
 	z.opts.BindFlags(fs)
 	return z
+}
+
+// parse parses the flag set's args and makes the logger they ask for controller-runtime's.
+func (z *zapFlags) parse(args []string) error {
+	if err := z.fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := z.logger()
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(log)
+	return nil
 }
 
 // logger returns the logger the flags ask for, once fs is parsed. --log-level and

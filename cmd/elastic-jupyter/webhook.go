@@ -27,14 +27,9 @@ func runWebhook(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Mutate.LauncherImage, "launcher-image", version.Image(), "image whose kernel-launcher the init container copies into kernel pods")
 	kubeconfig := fs.String("kubeconfig", "", "a kubeconfig file (default: $KUBECONFIG, else in-cluster)")
 	logFlags := bindZapFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := logFlags.parse(args); err != nil {
 		return err
 	}
-	log, err := logFlags.logger()
-	if err != nil {
-		return err
-	}
-	ctrl.SetLogger(log)
 	if o.PolicyNamespace == "" {
 		o.PolicyNamespace = podNamespace()
 	}

@@ -93,30 +93,30 @@ func (e *Env) writeKubeconfig() error {
 	return os.WriteFile(e.Kubeconfig, data, 0o600)
 }
 
-func (e *Env) startScheduler() error {
+// startComponent runs kube-scheduler or kube-controller-manager, NAME, with the admin
+// kubeconfig, serving /healthz on a free port, and waits until it is healthy.
+func (e *Env) startComponent(name string, args ...string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	p, err := e.start("kube-scheduler",
-		"--kubeconfig="+e.Kubeconfig,
-		"--authentication-kubeconfig="+e.Kubeconfig,
-		"--authorization-kubeconfig="+e.Kubeconfig,
+	p, err := e.start(name, append([]string{
+		"--kubeconfig=" + e.Kubeconfig,
+		"--authentication-kubeconfig=" + e.Kubeconfig,
+		"--authorization-kubeconfig=" + e.Kubeconfig,
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
+		"--secure-port=" + strconv.Itoa(port),
 		"--leader-elect=false",
-	)
+	}, args...)...)
 	if err != nil {
 		return err
 	}
 	return e.waitHealthy(p, port, 60*time.Second)
 }
 
+func (e *Env) startScheduler() error { return e.startComponent("kube-scheduler") }
+
 func (e *Env) startControllerManager(controllers []string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
 	api := e.Envtest.ControlPlane.GetAPIServer()
 	caFile := filepath.Join(e.Dir, "apiserver-ca.crt")
 	if err := os.WriteFile(caFile, api.SecureServing.CA, 0o600); err != nil {
@@ -126,13 +126,7 @@ func (e *Env) startControllerManager(controllers []string) error {
 	if _, err := os.Stat(saKey); err != nil {
 		return fmt.Errorf("envtest's service-account signing key is missing: %w", err)
 	}
-	p, err := e.start("kube-controller-manager",
-		"--kubeconfig="+e.Kubeconfig,
-		"--authentication-kubeconfig="+e.Kubeconfig,
-		"--authorization-kubeconfig="+e.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		"--leader-elect=false",
+	return e.startComponent("kube-controller-manager",
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file="+saKey,
 		"--root-ca-file="+caFile,
@@ -142,8 +136,4 @@ func (e *Env) startControllerManager(controllers []string) error {
 		"--node-monitor-grace-period=20s",
 		"--concurrent-gc-syncs=5",
 	)
-	if err != nil {
-		return err
-	}
-	return e.waitHealthy(p, port, 60*time.Second)
 }

@@ -1,20 +1,14 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -63,26 +57,13 @@ func (e *Env) Grant(ctx context.Context, as rest.ImpersonationConfig, roles ...c
 // GrantManifest is Grant with the roles of a YAML manifest, such as config/rbac/role.yaml; a
 // relative path is taken from the repository's root.
 func (e *Env) GrantManifest(ctx context.Context, as rest.ImpersonationConfig, path string) (*rest.Config, error) {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(RepoRoot(), path)
-	}
-	data, err := os.ReadFile(path)
+	objs, err := ReadManifests(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the RBAC manifest: %w", err)
+		return nil, err
 	}
-	var roles []client.Object
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("decoding %s: %w", path, err)
-		}
-		if len(u.Object) > 0 {
-			roles = append(roles, u)
-		}
+	roles := make([]client.Object, len(objs))
+	for i, u := range objs {
+		roles[i] = u
 	}
 	cfg, err := e.Grant(ctx, as, roles...)
 	if err != nil {
