@@ -5,6 +5,7 @@ package jupytertest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -391,27 +392,10 @@ func StartServer(t testing.TB, opts ServerOptions) *JupyterServer {
 		cmd.Dir = home
 	}
 	cmd.Stdout, cmd.Stderr = LogWriter{T: t}, LogWriter{T: t}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+	p, err := process.StartCmd("jupyter server", cmd)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
 	js := &JupyterServer{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Token: token}
-	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatal("jupyter server exited")
-		default:
-		}
-		resp, err := http.Get(js.URL + "/api?token=" + token)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 60*time.Second, 100*time.Millisecond, "jupyter server starts")
+	require.NoError(t, process.WaitHTTP(context.Background(), p, js.URL+"/api?token="+token, nil, 60*time.Second), "jupyter server starts")
 	return js
 }

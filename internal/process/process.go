@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +41,7 @@ type Spec struct {
 
 // Process is a started child process.
 type Process struct {
-	// Name and Log are the Spec's.
+	// Name and Log are the Spec's (Log is empty for StartCmd's).
 	Name, Log string
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -65,19 +66,44 @@ func Start(s Spec) (*Process, error) {
 	if len(s.Env) > 0 {
 		cmd.Env = append(os.Environ(), s.Env...)
 	}
-	if s.Detached {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	p, err := start(s.Name, cmd, s.Detached, out)
+	if err != nil {
+		return nil, err
+	}
+	p.Log = s.Log
+	return p, nil
+}
+
+// StartCmd starts cmd, whose output, environment and credentials the caller set, as Start
+// starts an attached process: in a process group of its own, killed when the caller dies.
+// Tests start their servers and kernels with it, and kill them with Kill when they end.
+func StartCmd(name string, cmd *exec.Cmd) (*Process, error) {
+	return start(name, cmd, false, nil)
+}
+
+// start starts cmd in a group (or, detached, a session) of its own; closer, if set, is closed
+// once the process has exited.
+func start(name string, cmd *exec.Cmd, detached bool, closer io.Closer) (*Process, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	if detached {
+		cmd.SysProcAttr.Setsid = true
 	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGKILL
 	}
 	if err := cmd.Start(); err != nil {
-		_ = out.Close()
-		return nil, fmt.Errorf("starting %s: %w", s.Name, err)
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &Process{Name: s.Name, Log: s.Log, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		_ = out.Close()
+		if closer != nil {
+			_ = closer.Close()
+		}
 		close(p.done)
 	}()
 	return p, nil
@@ -106,6 +132,24 @@ func (p *Process) Err() error {
 		return p.err
 	default:
 		return nil
+	}
+}
+
+// ExitCode is the process's exit code once Done is closed (-1 when a signal ended it), and
+// -1 before.
+func (p *Process) ExitCode() int {
+	if !p.Exited() {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Kill sends SIGKILL to the process group and waits until the process has exited.
+func (p *Process) Kill() {
+	signalGroup(p.Pid(), syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(killWait):
 	}
 }
 
@@ -199,7 +243,10 @@ func WaitHTTP(ctx context.Context, p *Process, url string, tlsCfg *tls.Config, t
 	}
 	name, log := url, ""
 	if p != nil {
-		name, log = p.Name, "; see "+p.Log
+		name = p.Name
+		if p.Log != "" {
+			log = "; see " + p.Log
+		}
 	}
 	if wait.Interrupted(err) {
 		return fmt.Errorf("%s did not answer 200 at %s within %s%s: %w", name, url, timeout, log, err)

@@ -5,17 +5,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-func start(t *testing.T, script string, s Spec) *Process {
+func startSh(t *testing.T, script string, s Spec) *Process {
 	t.Helper()
 	if s.Name == "" {
 		s.Name = "sh"
@@ -61,7 +63,7 @@ func TestStartLogsEnvAndDir(t *testing.T) {
 	if err := os.WriteFile(log, []byte("earlier\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, `echo "$PROCESS_TEST $HOME"; pwd; echo oops >&2; exit 3`, Spec{Log: log, Dir: dir, Env: []string{"PROCESS_TEST=given"}})
+	p := startSh(t, `echo "$PROCESS_TEST $HOME"; pwd; echo oops >&2; exit 3`, Spec{Log: log, Dir: dir, Env: []string{"PROCESS_TEST=given"}})
 	waitDone(t, p)
 	want := "earlier\ngiven " + os.Getenv("HOME") + "\n" + dir + "\noops\n"
 	if got := readLog(t, p); got != want {
@@ -88,7 +90,7 @@ func TestStartFails(t *testing.T) {
 // Stop ends the whole process group: a child the process started goes too.
 func TestStopEndsTheGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
-	p := start(t, `sleep 60 & echo $! > `+pidFile+`; echo started; wait`, Spec{})
+	p := startSh(t, `sleep 60 & echo $! > `+pidFile+`; echo started; wait`, Spec{})
 	child := waitPidFile(t, pidFile)
 	if !Alive(child) {
 		t.Fatal("the child does not run")
@@ -110,7 +112,7 @@ func TestStopEndsTheGroup(t *testing.T) {
 // A process that ignores SIGTERM is killed once the grace period is over.
 func TestStopKillsAfterGrace(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "ready")
-	p := start(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{})
+	p := startSh(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{})
 	waitPidFile(t, pidFile)
 	const grace = 300 * time.Millisecond
 	began := time.Now()
@@ -129,7 +131,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 // started, and is content when the pid runs nothing.
 func TestTerminate(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "ready")
-	p := start(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{Detached: true})
+	p := startSh(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{Detached: true})
 	waitPidFile(t, pidFile)
 	if err := Terminate(context.Background(), p.Pid(), 200*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -143,11 +145,55 @@ func TestTerminate(t *testing.T) {
 	}
 }
 
+// StartCmd keeps what the caller set on the command (its output, its credentials) and adds a
+// process group of its own; Kill ends the group at once.
+func TestStartCmdAndKill(t *testing.T) {
+	var out strings.Builder
+	cmd := exec.Command("/bin/sh", "-c", `echo "$0 $PROCESS_TEST"; exit 5`)
+	cmd.Env = []string{"PROCESS_TEST=mine"}
+	cmd.Stdout = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}}
+	p, err := StartCmd("sh", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ExitCode() != -1 {
+		t.Errorf("ExitCode() = %d before the exit, want -1", p.ExitCode())
+	}
+	waitDone(t, p)
+	if got := out.String(); got != "/bin/sh mine\n" {
+		t.Errorf("output %q", got)
+	}
+	if p.ExitCode() != 5 {
+		t.Errorf("ExitCode() = %d, want 5", p.ExitCode())
+	}
+	if cmd.SysProcAttr.Credential == nil || !cmd.SysProcAttr.Setpgid {
+		t.Errorf("SysProcAttr = %+v, want the credential kept and a process group", cmd.SysProcAttr)
+	}
+
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	p, err = StartCmd("sh", exec.Command("/bin/sh", "-c", `trap '' TERM; sleep 60 & echo $! > `+pidFile+`; wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := waitPidFile(t, pidFile)
+	p.Kill()
+	if !p.Exited() {
+		t.Fatal("Kill returned before the process exited")
+	}
+	if err := waitGone(context.Background(), child, 5*time.Second); err != nil {
+		t.Errorf("the child %d outlived Kill: %v", child, err)
+	}
+	if _, err := StartCmd("missing", exec.Command(filepath.Join(t.TempDir(), "missing"))); err == nil || !strings.Contains(err.Error(), "starting missing") {
+		t.Errorf("error %v, want one naming the process", err)
+	}
+}
+
 // A detached process leads a session of its own; an attached one only a process group.
 func TestDetached(t *testing.T) {
 	for _, detached := range []bool{false, true} {
 		pidFile := filepath.Join(t.TempDir(), "ready")
-		p := start(t, `echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{Detached: detached})
+		p := startSh(t, `echo $$ > `+pidFile+`; while :; do sleep 1; done`, Spec{Detached: detached})
 		waitPidFile(t, pidFile)
 		fields := statFields(t, p.Pid())
 		pgrp, session := fields[2], fields[3]
@@ -168,7 +214,7 @@ func TestWaitHTTP(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	p := start(t, `while :; do sleep 1; done`, Spec{Name: "server"})
+	p := startSh(t, `while :; do sleep 1; done`, Spec{Name: "server"})
 	if err := WaitHTTP(context.Background(), p, srv.URL, nil, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +237,7 @@ func TestWaitHTTP(t *testing.T) {
 
 // WaitHTTP gives up as soon as the process exits, and says so.
 func TestWaitHTTPProcessExits(t *testing.T) {
-	p := start(t, `exit 4`, Spec{Name: "crasher"})
+	p := startSh(t, `exit 4`, Spec{Name: "crasher"})
 	never := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 	defer never.Close()
 	began := time.Now()
