@@ -72,13 +72,13 @@ func (s *syncBuffer) String() string {
 
 // started is a launcher running a real ipykernel.
 type started struct {
-	info     *jupyter.ConnectionInfo
-	secret   string
-	runtime  string
-	port     int
-	proc     *process.Process
-	out      *syncBuffer
-	client   *launcher.Client
+	info    *jupyter.ConnectionInfo
+	secret  string
+	runtime string
+	port    int
+	proc    *process.Process
+	out     *syncBuffer
+	client  *launcher.Client
 }
 
 // startLauncher runs the launcher binary as a pod would: the connection file has no ip, the
