@@ -33,6 +33,20 @@ func readyReason[T interface {
 	return c.Reason, c.Status == metav1.ConditionTrue
 }
 
+// assertNotReady waits until ks reports whether it is Ready, and checks that it is not, for
+// reason, with a message that mentions what.
+func assertNotReady(t *testing.T, ks *ejv1.JupyterKernelSpec, reason, mentions string) {
+	t.Helper()
+	got := eventually(t, client.ObjectKeyFromObject(ks), &ejv1.JupyterKernelSpec{}, func(k *ejv1.JupyterKernelSpec) bool {
+		r, _ := readyReason(k)
+		return r != ""
+	}, "the kernelspec reports its state")
+	r, ok := readyReason(got)
+	assert.False(t, ok)
+	assert.Equal(t, reason, r)
+	assert.Contains(t, meta.FindStatusCondition(got.Status.Conditions, ejv1.ConditionReady).Message, mentions)
+}
+
 func TestKernelSpecWithAMissingTemplateRecoversWhenItAppears(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -40,14 +54,7 @@ func TestKernelSpecWithAMissingTemplateRecoversWhenItAppears(t *testing.T) {
 	ks.Spec.Command = []string{"python3", "-m", "ipykernel_launcher", "-f", ejv1.ConnectionFilePlaceholder}
 	ks.Spec.Template = &corev1.ObjectReference{Name: "not-yet"}
 	require.NoError(t, k8s.Create(ctx, ks))
-	got := eventually(t, client.ObjectKeyFromObject(ks), &ejv1.JupyterKernelSpec{}, func(k *ejv1.JupyterKernelSpec) bool {
-		r, _ := readyReason(k)
-		return r != ""
-	}, "the kernelspec reports its state")
-	reason, ok := readyReason(got)
-	assert.False(t, ok)
-	assert.Equal(t, "TemplateNotFound", reason)
-	assert.Contains(t, meta.FindStatusCondition(got.Status.Conditions, ejv1.ConditionReady).Message, "not-yet")
+	assertNotReady(t, ks, "TemplateNotFound", "not-yet")
 
 	// A kernel of it waits, and says why.
 	k := &ejv1.JupyterKernel{ObjectMeta: metav1.ObjectMeta{Name: "7d6c5b4a-3928-4176-8a5b-4c3d2e1f0a98", Namespace: ns}}
@@ -84,14 +91,7 @@ func TestKernelSpecWithoutAnImageIsNotReady(t *testing.T) {
 	ks := &ejv1.JupyterKernelSpec{ObjectMeta: metav1.ObjectMeta{Name: "noimage", Namespace: ns}}
 	ks.Spec.Command = []string{"kernel"}
 	require.NoError(t, k8s.Create(ctx, ks))
-	got := eventually(t, client.ObjectKeyFromObject(ks), &ejv1.JupyterKernelSpec{}, func(k *ejv1.JupyterKernelSpec) bool {
-		r, _ := readyReason(k)
-		return r != ""
-	}, "the kernelspec reports its state")
-	reason, ok := readyReason(got)
-	assert.False(t, ok)
-	assert.Equal(t, "InvalidSpec", reason)
-	assert.Contains(t, meta.FindStatusCondition(got.Status.Conditions, ejv1.ConditionReady).Message, "spec.image")
+	assertNotReady(t, ks, "InvalidSpec", "spec.image")
 
 	// A kernel that names a missing kernelspec waits and says so.
 	k := &ejv1.JupyterKernel{ObjectMeta: metav1.ObjectMeta{Name: "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", Namespace: ns}}

@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,24 +26,11 @@ import (
 // applyManifests creates the objects of the YAML files in dir (relative to the repository).
 func applyManifests(t *testing.T, dir, ns string) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), dir, "*.yaml"))
+	objs, err := testenv.ReadManifests(filepath.Join(dir, "*.yaml"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		dec := yaml.NewYAMLOrJSONDecoder(strings.NewReader(string(data)), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				break
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			u.SetNamespace(ns)
-			require.NoError(t, k8s.Create(context.Background(), u), "%s %s", u.GetKind(), u.GetName())
-		}
+	for _, u := range objs {
+		u.SetNamespace(ns)
+		require.NoError(t, k8s.Create(context.Background(), u), "%s %s", u.GetKind(), u.GetName())
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
@@ -155,32 +156,15 @@ func runNotebook(t *testing.T, d *appsv1.Deployment, gatewayURL string) string {
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Env, cmd.Dir = environ, home
 	cmd.Stdout, cmd.Stderr = jupytertest.LogWriter{T: t}, jupytertest.LogWriter{T: t}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+	p, err := process.StartCmd("notebook server", cmd)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
 	base := "http://127.0.0.1:" + port
 	probe := c.ReadinessProbe.HTTPGet.Path
-	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatal("the notebook server exited")
-		default:
-		}
-		resp, err := http.Get(base + probe)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 90*time.Second, 100*time.Millisecond, "the notebook server answers its readiness probe %s", probe)
+	require.NoError(t, process.WaitHTTP(context.Background(), p, base+probe, nil, 90*time.Second), "the notebook server answers its readiness probe %s", probe)
 	return base
 }
 

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/jupytertest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 )
 
@@ -47,26 +47,20 @@ func TestRestartedControllerChangesNothing(t *testing.T) {
 		"--gpu-resource", "nvidia.com/mig-1g.10gb")
 	cmd.Env = append(os.Environ(), "KUBECONFIG=")
 	cmd.Stdout, cmd.Stderr = jupytertest.LogWriter{T: t}, jupytertest.LogWriter{T: t}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+	p, err := process.StartCmd("controller", cmd)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
 
 	// Every object of every test so far is reconciled by the new controller.
 	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatal("the controller exited")
-		default:
+		if p.Exited() {
+			return true // said below
 		}
 		_, page, err := tryGet("http://" + metrics + "/metrics")
 		return err == nil && reconciled(page, "jupyterkernel") >= 2 && reconciled(page, "jupytergateway") >= 1 &&
 			reconciled(page, "jupyternotebook") >= 1 && reconciled(page, "jupyterkernelspec") >= 1
 	}, 2*wait, poll, "the second controller reconciles everything")
+	require.False(t, p.Exited(), "the controller exited (%v)", p.Err())
 	select {
 	case c := <-changes:
 		t.Fatalf("a starting controller changed an object: %s", c)

@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
@@ -84,18 +83,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// NewScheme returns a scheme with the Kubernetes types and this project's.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := ejv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
-
 // ManagerOptions are the settings of the controller's manager that NewManager needs.
 type ManagerOptions struct {
 	// MetricsAddr is where controller-runtime's metrics are served ("0" turns them off).
@@ -140,8 +127,12 @@ func NewManager(cfg *rest.Config, mo ManagerOptions) (manager.Manager, error) {
 		cfg = rest.CopyConfig(cfg)
 		cfg.QPS = -1
 	}
+	scheme, err := ejscheme.New()
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
 	mgr, err := manager.New(cfg, manager.Options{
-		Scheme:                        NewScheme(),
+		Scheme:                        scheme,
 		Cache:                         CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: mo.MetricsAddr},
 		HealthProbeBindAddress:        probe,

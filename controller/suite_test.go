@@ -1,20 +1,13 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,13 +52,16 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 		}
 	}()
-	k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: controller.NewScheme()})
+	k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(false)))
-	cfg, err := controllerConfig()
+	// As the service account, with config/rbac/ (whose Lease Role's namespace Grant creates).
+	cfg, err := env.GrantManifest(context.Background(), rest.ImpersonationConfig{
+		UserName: controllerUser, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+	}, filepath.Join("config", "rbac", "role.yaml"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "granting the controller its RBAC:", err)
 		return 1
@@ -104,45 +100,4 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "controller logs:\n%s\n", logs.String())
 	}
 	return code
-}
-
-// controllerConfig applies config/rbac/, binds it to controllerUser and returns a config that
-// acts as that user.
-func controllerConfig() (*rest.Config, error) {
-	ctx := context.Background()
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}); err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if err := k8s.Create(ctx, u); err != nil {
-			return nil, err
-		}
-		subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}}
-		ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: u.GetKind(), Name: u.GetName()}
-		var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: u.GetName()}, RoleRef: ref, Subjects: subjects}
-		if u.GetKind() == "Role" {
-			binding = &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Namespace: u.GetNamespace()}, RoleRef: ref, Subjects: subjects}
-		}
-		if err := k8s.Create(ctx, binding); err != nil {
-			return nil, err
-		}
-	}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: controllerUser, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
-	return cfg, nil
 }

@@ -11,15 +11,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 )
 
 // KubernetesOptions configure the Kubernetes side of a gateway.
@@ -75,12 +74,9 @@ func NewKubernetes(ctx context.Context, opts KubernetesOptions) (*Kubernetes, er
 		opts.Config = rest.CopyConfig(opts.Config)
 		opts.Config.QPS, opts.Config.Burst = 50, 100
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := ejv1.AddToScheme(scheme); err != nil {
-		return nil, err
+	scheme, err := ejscheme.New()
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the API server: %w", err)
 	}
 	direct, err := client.New(opts.Config, client.Options{Scheme: scheme})
 	if err != nil {

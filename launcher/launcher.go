@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -267,13 +269,11 @@ func (c *control) restart(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	deadline := time.Now().Add(c.cfg.ReadyTimeout)
-	for !listening(c.cfg.IP, c.info.ShellPort, c.info.HBPort) {
-		if time.Now().After(deadline) || r.Context().Err() != nil {
-			reply(w, http.StatusGatewayTimeout, "the restarted kernel did not listen in time")
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := wait.PollUntilContextTimeout(r.Context(), 50*time.Millisecond, c.cfg.ReadyTimeout, true, func(context.Context) (bool, error) {
+		return listening(c.cfg.IP, c.info.ShellPort, c.info.HBPort), nil
+	}); err != nil {
+		reply(w, http.StatusGatewayTimeout, "the restarted kernel did not listen within "+c.cfg.ReadyTimeout.String())
+		return
 	}
 	c.log.Info("kernel restarted")
 	reply(w, http.StatusOK, "restarted")

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter/kernelconn"
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
@@ -71,15 +72,13 @@ func (s *syncBuffer) String() string {
 
 // started is a launcher running a real ipykernel.
 type started struct {
-	info     *jupyter.ConnectionInfo
-	secret   string
-	runtime  string
-	port     int
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	exited   chan struct{}
-	client   *launcher.Client
-	exitCode int
+	info    *jupyter.ConnectionInfo
+	secret  string
+	runtime string
+	port    int
+	proc    *process.Process
+	out     *syncBuffer
+	client  *launcher.Client
 }
 
 // startLauncher runs the launcher binary as a pod would: the connection file has no ip, the
@@ -106,18 +105,12 @@ func startLauncher(t *testing.T, ip string, extra []string, argv ...string) *sta
 	cmd.Env = kerneltest.Env(filepath.Join(dir, "home"))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	s := &started{info: info, secret: secret, runtime: runtime, port: ports[0], cmd: cmd, out: out,
-		exited: make(chan struct{}), client: launcher.NewClient(ip, ports[0], info.Key)}
-	go func() {
-		_ = cmd.Wait()
-		s.exitCode = cmd.ProcessState.ExitCode()
-		close(s.exited)
-	}()
+	p, err := process.StartCmd("kernel-launcher", cmd)
+	require.NoError(t, err)
+	s := &started{info: info, secret: secret, runtime: runtime, port: ports[0], proc: p, out: out,
+		client: launcher.NewClient(ip, ports[0], info.Key)}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-s.exited
+		p.Kill()
 		if t.Failed() {
 			t.Logf("launcher output:\n%s", out.String())
 		}
@@ -232,7 +225,7 @@ func TestRestartKeepsPortsAndLosesState(t *testing.T) {
 	assert.Equal(t, "False", fields[0], "the variable is gone after the restart")
 	assert.NotEqual(t, pid, fields[1], "a new kernel process")
 	select {
-	case <-s.exited:
+	case <-s.proc.Done():
 		t.Fatal("the launcher exited during the restart")
 	default:
 	}
@@ -243,8 +236,8 @@ func TestShutdownEndsTheLauncherCleanly(t *testing.T) {
 	s.waitReady(t)
 	require.NoError(t, s.client.Shutdown(timeout(t)))
 	select {
-	case <-s.exited:
-		assert.Equal(t, 0, s.exitCode)
+	case <-s.proc.Done():
+		assert.Equal(t, 0, s.proc.ExitCode())
 	case <-timeout(t).Done():
 		t.Fatal("the launcher did not exit after shutdown")
 	}
@@ -253,9 +246,9 @@ func TestShutdownEndsTheLauncherCleanly(t *testing.T) {
 func TestSIGTERMStopsKernelAndLauncher(t *testing.T) {
 	s := startLauncher(t, "127.0.0.13", nil)
 	s.waitReady(t)
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, syscall.Kill(s.proc.Pid(), syscall.SIGTERM))
 	select {
-	case <-s.exited:
+	case <-s.proc.Done():
 	case <-timeout(t).Done():
 		t.Fatal("the launcher did not exit on SIGTERM")
 	}
@@ -278,8 +271,8 @@ func kernelListening(info *jupyter.ConnectionInfo) bool {
 func TestKernelExitStatusIsTheLaunchers(t *testing.T) {
 	s := startLauncher(t, "127.0.0.14", nil, "/bin/sh", "-c", "test -f {connection_file} && exit 3")
 	select {
-	case <-s.exited:
-		assert.Equal(t, 3, s.exitCode)
+	case <-s.proc.Done():
+		assert.Equal(t, 3, s.proc.ExitCode())
 	case <-timeout(t).Done():
 		t.Fatal("the launcher did not exit with the kernel")
 	}

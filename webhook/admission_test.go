@@ -22,13 +22,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 )
 
 // testDeps reads from a fake API server that has objs and no team policy; get, if set,
 // intercepts its reads.
 func testDeps(t *testing.T, get func(client.Object) error, objs ...client.Object) (*deps, *runtime.Scheme) {
 	t.Helper()
-	scheme, err := newScheme()
+	scheme, err := ejscheme.New()
 	require.NoError(t, err)
 	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...)
 	if get != nil {

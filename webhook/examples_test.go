@@ -1,11 +1,7 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
@@ -36,20 +31,9 @@ func TestExamplesAreAccepted(t *testing.T) {
 	require.NotEmpty(t, files)
 	checked := 0
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		objs, err := testenv.ReadManifests(f)
 		require.NoError(t, err)
-		dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				require.NoError(t, err, f)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
+		for _, u := range objs {
 			switch {
 			case u.GetKind() == "ConfigMap" && u.GetName() == webhook.DefaultPolicyConfigMap:
 				policy, _, _ := unstructured.NestedString(u.Object, "data", webhook.PolicyKey)

@@ -12,10 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,6 +24,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 )
 
 // Paths the webhooks are served on; config/webhook/manifests.yaml and the chart name them.
@@ -104,9 +103,9 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if opts.Port == 0 {
 		opts.Port = DefaultPort
 	}
-	scheme, err := newScheme()
+	scheme, err := ejscheme.New()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating the webhook's manager: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -190,16 +189,4 @@ func ValidatedKinds() []string {
 // ValidatePath is the path of the validating webhook of kind.
 func ValidatePath(kind string) string {
 	return PathValidatePrefix + strings.ToLower(kind)
-}
-
-// newScheme holds the Kubernetes and elastic-jupyter types.
-func newScheme() (*runtime.Scheme, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building the scheme: %w", err)
-	}
-	if err := ejv1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building the scheme: %w", err)
-	}
-	return scheme, nil
 }

@@ -2,11 +2,8 @@ package webhook_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,11 +15,8 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -127,41 +121,9 @@ func setUp(ctx context.Context) error {
 	if err := c.Create(ctx, policyConfigMap(1)); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "webhook", "rbac.yaml"))
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if err := c.Create(ctx, u); err != nil {
-			return err
-		}
-		subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: webhookUser}}
-		ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: u.GetKind(), Name: u.GetName()}
-		var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: u.GetName()}, RoleRef: ref, Subjects: subjects}
-		if u.GetKind() == "Role" {
-			binding = &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Namespace: u.GetNamespace()}, RoleRef: ref, Subjects: subjects}
-		}
-		if err := c.Create(ctx, binding); err != nil {
-			return err
-		}
-	}
-	user, err := env.Envtest.AddUser(envtest.User{Name: webhookUser}, nil)
-	if err != nil {
-		return err
-	}
-	webhookConfig = user.Config()
-	return nil
+	var err error
+	webhookConfig, err = env.GrantManifest(ctx, rest.ImpersonationConfig{UserName: webhookUser}, filepath.Join("config", "webhook", "rbac.yaml"))
+	return err
 }
 
 // waitReady polls the webhook's /readyz until it passes (the server listens and the informers

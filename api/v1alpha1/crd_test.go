@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,7 +12,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
@@ -55,24 +53,8 @@ func namespace(t *testing.T) string {
 // readManifests decodes every YAML document of the files in dir.
 func readManifests(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), dir, "*.yaml"))
+	objs, err := testenv.ReadManifests(filepath.Join(dir, "*.yaml"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files, "no manifests in %s", dir)
-	var objs []*unstructured.Unstructured
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		dec := yaml.NewYAMLOrJSONDecoder(strings.NewReader(string(data)), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); err != nil {
-				break
-			}
-			if len(u.Object) > 0 {
-				objs = append(objs, u)
-			}
-		}
-	}
 	return objs
 }
 

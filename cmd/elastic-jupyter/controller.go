@@ -3,34 +3,17 @@ package main
 import (
 	"context"
 	"flag"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/elastic-jupyter/elastic-jupyter/controller"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
 func init() {
 	register("controller", "run the controller (notebooks, gateways, kernels, kernelspecs, templates)", runController)
-}
-
-// resourceList is a repeatable resource-name flag.
-type resourceList []corev1.ResourceName
-
-func (l *resourceList) String() string {
-	s := make([]string, len(*l))
-	for i, n := range *l {
-		s[i] = string(n)
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *resourceList) Set(v string) error {
-	*l = append(*l, corev1.ResourceName(v))
-	return nil
 }
 
 func runController(ctx context.Context, args []string) error {
@@ -42,15 +25,13 @@ func runController(ctx context.Context, args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "a kubeconfig file (default: in-cluster or $KUBECONFIG)")
 	image := fs.String("image", version.Image(), "image of gateways whose spec.image is empty")
 	notebookImage := fs.String("notebook-image", controller.DefaultNotebookImage, "image of notebook servers whose template names none")
-	var gpus resourceList
+	var gpus cliflag.List[corev1.ResourceName]
 	noQueue := fs.Bool("no-gpu-queue", false, "release kernel pods that wait for GPUs to the scheduler at once, instead of first come, first served (for clusters whose autoscaler must see every pending pod)")
 	fs.Var(&gpus, "gpu-resource", "a resource name counted as GPUs besides those containing \"gpu\", such as nvidia.com/mig-1g.10gb (repeatable)")
-	zopts := zap.Options{}
-	zopts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	logFlags := bindZapFlags(fs)
+	if err := logFlags.parse(args); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
@@ -63,7 +44,7 @@ func runController(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := controller.SetupWithManager(mgr, controller.Options{GatewayImage: *image, NotebookImage: *notebookImage, GPUResources: gpus, NoGPUQueue: *noQueue}); err != nil {
+	if err := controller.SetupWithManager(mgr, controller.Options{GatewayImage: *image, NotebookImage: *notebookImage, GPUResources: gpus.Values, NoGPUQueue: *noQueue}); err != nil {
 		return err
 	}
 	ctrl.Log.WithName("controller").Info("starting", "version", version.Version, "gatewayImage", *image, "notebookImage", *notebookImage)

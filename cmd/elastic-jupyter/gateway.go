@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/elastic-jupyter/elastic-jupyter/gateway"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 )
 
@@ -20,23 +21,17 @@ func init() {
 	register("gateway", "run the Jupyter kernel gateway", runGateway)
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
 func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	listen := fs.String("listen", ":8888", "address to serve the Jupyter kernel gateway API on")
 	metricsAddr := fs.String("metrics-bind-address", "", "address to serve Prometheus metrics on, at /metrics (empty: none)")
 	tokenFile := fs.String("auth-token-file", "", "file holding the token clients must send (empty: no token)")
 	prov := fs.String("provisioner", "kubernetes", "where kernels run: kubernetes (a pod each, from the gateway's JupyterGateway) or local (processes)")
-	logLevel := fs.String("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+	logLevel := loglevel.Var(fs)
 	name := fs.String("name", "", "kubernetes: the name of this gateway's JupyterGateway")
 	namespace := fs.String("namespace", "", "kubernetes: its namespace (default: the pod's)")
 	kubeconfig := fs.String("kubeconfig", "", "kubernetes: a kubeconfig file (default: in-cluster or $KUBECONFIG)")
-	var kernelDirs stringList
+	var kernelDirs cliflag.List[string]
 	fs.Var(&kernelDirs, "kernelspec-dir", "local: a Jupyter kernels directory (repeatable; default: Jupyter's usual ones)")
 	runtimeDir := fs.String("runtime-dir", "", "local: where connection files go (default: a private temporary directory)")
 	cullIdle := fs.Duration("cull-idle-timeout", 0, "local: cull kernels idle longer than this (0: never)")
@@ -44,15 +39,12 @@ func runGateway(ctx context.Context, args []string) error {
 	cullPolicy := fs.String("cull-policy", gateway.CullDelete, "local: Delete or Suspend")
 	cullBusy := fs.Bool("cull-busy", false, "local: also cull busy kernels")
 	cullConnected := fs.Bool("cull-connected", false, "local: also cull kernels with connected clients")
-	var allowedEnv stringList
+	var allowedEnv cliflag.List[string]
 	fs.Var(&allowedEnv, "allowed-env", "local: a variable name beyond KERNEL_* clients may pass (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(*logLevel)
-	if err != nil {
-		return err
-	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel.Level}))
 	token := ""
 	if *tokenFile != "" {
 		data, err := os.ReadFile(*tokenFile)
@@ -75,21 +67,23 @@ func runGateway(ctx context.Context, args []string) error {
 		}
 		dir := *runtimeDir
 		if dir == "" {
+			var err error
 			if dir, err = os.MkdirTemp("", "elastic-jupyter-gateway-"); err != nil {
-				return err
+				return fmt.Errorf("creating the runtime directory: %w", err)
 			}
 			defer os.RemoveAll(dir)
 		}
-		if len(kernelDirs) == 0 {
-			kernelDirs = gateway.DefaultKernelDirs()
+		dirs := kernelDirs.Values
+		if len(dirs) == 0 {
+			dirs = gateway.DefaultKernelDirs()
 		}
 		lp := &gateway.LocalProvisioner{RuntimeDir: dir, Output: os.Stderr}
 		defer lp.Close()
 		opts.Provisioner = lp
-		opts.Specs = &gateway.DirSpecSource{Dirs: kernelDirs}
+		opts.Specs = &gateway.DirSpecSource{Dirs: dirs}
 		opts.Settings = gateway.StaticSettings{
 			CullIdleTimeout: *cullIdle, CullInterval: *cullInterval, CullPolicy: *cullPolicy,
-			CullBusy: *cullBusy, CullConnected: *cullConnected, AllowedEnv: allowedEnv,
+			CullBusy: *cullBusy, CullConnected: *cullConnected, AllowedEnv: allowedEnv.Values,
 		}
 	case "kubernetes":
 		k, err := kubernetesGateway(ctx, *name, *namespace, *kubeconfig, log)
@@ -121,22 +115,4 @@ func runGateway(ctx context.Context, args []string) error {
 		defer srv.Close()
 	}
 	return g.Serve(ctx, l)
-}
-
-// newLogger returns a JSON logger at a Jupyter-style level name.
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToUpper(level) {
-	case "DEBUG":
-		l = slog.LevelDebug
-	case "INFO", "":
-		l = slog.LevelInfo
-	case "WARNING", "WARN":
-		l = slog.LevelWarn
-	case "ERROR":
-		l = slog.LevelError
-	default:
-		return nil, errors.New("--log-level " + level + ": use DEBUG, INFO, WARNING or ERROR")
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

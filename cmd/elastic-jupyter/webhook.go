@@ -5,7 +5,6 @@ import (
 	"flag"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/version"
 	"github.com/elastic-jupyter/elastic-jupyter/webhook"
@@ -27,12 +26,10 @@ func runWebhook(ctx context.Context, args []string) error {
 	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", webhook.DefaultPolicyConfigMap, "name of the team policy ConfigMap (key "+webhook.PolicyKey+")")
 	fs.StringVar(&o.Mutate.LauncherImage, "launcher-image", version.Image(), "image whose kernel-launcher the init container copies into kernel pods")
 	kubeconfig := fs.String("kubeconfig", "", "a kubeconfig file (default: $KUBECONFIG, else in-cluster)")
-	zopts := zap.Options{}
-	zopts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	logFlags := bindZapFlags(fs)
+	if err := logFlags.parse(args); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	if o.PolicyNamespace == "" {
 		o.PolicyNamespace = podNamespace()
 	}

@@ -25,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/fakekernel"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -44,7 +45,7 @@ func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fake-kernel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "the kernel's connection file (required)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logLevel := loglevel.Var(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -52,12 +53,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: fake-kernel [-log-level LEVEL] -f CONNECTION_FILE")
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "fake-kernel: -log-level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("component", "fake-kernel")
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel.Level})).With("component", "fake-kernel")
 
 	info, err := jupyter.ReadConnectionFile(*file)
 	if err != nil {

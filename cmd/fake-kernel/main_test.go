@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/testenv"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter/kernelconn"
@@ -27,24 +28,23 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// process is a fake-kernel process.
-type process struct {
-	cmd    *exec.Cmd
+// kernelProcess is a fake-kernel process.
+type kernelProcess struct {
+	*process.Process
 	stderr *testenv.SyncBuffer
-	exited chan struct{}
 }
 
 // startProcess runs the binary with args, killing it when the test ends.
-func startProcess(t *testing.T, bin string, args ...string) *process {
+func startProcess(t *testing.T, bin string, args ...string) *kernelProcess {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stderr: &testenv.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	cmd := exec.Command(bin, args...)
+	p := &kernelProcess{stderr: &testenv.SyncBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	var err error
+	p.Process, err = process.StartCmd("fake-kernel", cmd)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+		p.Kill()
 		if t.Failed() {
 			t.Logf("fake-kernel output:\n%s", p.stderr.String())
 		}
@@ -53,14 +53,14 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 }
 
 // exitCode waits for the process to exit and returns its exit code.
-func (p *process) exitCode(t *testing.T) int {
+func (p *kernelProcess) exitCode(t *testing.T) int {
 	t.Helper()
 	select {
-	case <-p.exited:
+	case <-p.Done():
 	case <-testCtx(t).Done():
 		t.Fatal("fake-kernel did not exit")
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.ExitCode()
 }
 
 // writeConnectionFile writes info into dir and returns its path.
@@ -119,7 +119,7 @@ func TestFakeKernelBinary(t *testing.T) {
 				}
 				switch m.Header.MsgType {
 				case "execute_input":
-					require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+					require.NoError(t, syscall.Kill(p.Pid(), syscall.SIGINT))
 				case "execute_reply":
 					var r struct{ Status, Ename string }
 					require.NoError(t, m.DecodeContent(&r))
@@ -147,7 +147,7 @@ func TestFakeKernelBinary(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		require.NoError(t, c.Heartbeat(testCtx(t), 5*time.Second))
-		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, syscall.Kill(p.Pid(), syscall.SIGTERM))
 		assert.Equal(t, 0, p.exitCode(t))
 	})
 
@@ -182,7 +182,7 @@ func TestFakeKernelBinary(t *testing.T) {
 func TestRunWithoutABinary(t *testing.T) {
 	var out testenv.SyncBuffer
 	assert.Equal(t, 2, run([]string{"-log-level", "loud", "-f", "x"}, &out))
-	assert.Contains(t, out.String(), "-log-level \"loud\"")
+	assert.Contains(t, out.String(), `invalid value "loud" for flag -log-level: use DEBUG, INFO, WARNING (or WARN) or ERROR`)
 	assert.Equal(t, 2, run([]string{"-f", "x", "extra"}, &out))
 	assert.Equal(t, 2, run([]string{"-nope"}, &out))
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
 	"github.com/elastic-jupyter/elastic-jupyter/launcher"
 )
 
@@ -67,17 +68,12 @@ func run(args []string) int {
 	fs.IntVar(&cfg.ControlPort, "control-port", launcher.DefaultControlPort, "the control port (-1: none)")
 	fs.StringVar(&cfg.InterruptMode, "interrupt-mode", launcher.InterruptSignal, "how the kernel is interrupted: signal or message")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", 5*time.Second, "time between SIGTERM and SIGKILL when stopping the kernel")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logLevel := loglevel.Var(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Argv = fs.Args()
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "kernel-launcher: --log-level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "kernel-launcher")
+	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel.Level})).With("component", "kernel-launcher")
 	status, err := launcher.Run(context.Background(), cfg)
 	if err != nil {
 		cfg.Log.Error("kernel launcher failed", "err", err.Error())

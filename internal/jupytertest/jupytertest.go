@@ -5,6 +5,7 @@ package jupytertest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elastic-jupyter/elastic-jupyter/internal/kerneltest"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -117,20 +118,29 @@ func (c *WSClient) WaitStatus(state string, timeout time.Duration) {
 	deadline := time.After(timeout)
 	var seen []string
 	for {
-		select {
-		case m, ok := <-c.Msgs:
-			if !ok {
-				c.t.Fatalf("the websocket closed while waiting for status %q (seen %v)", state, seen)
+		m := c.next(deadline, func() string { return fmt.Sprintf("status %q within %s (seen %v)", state, timeout, seen) })
+		if st, isStatus := m.ExecutionState(); isStatus {
+			seen = append(seen, st)
+			if st == state {
+				return
 			}
-			if st, isStatus := m.ExecutionState(); isStatus {
-				seen = append(seen, st)
-				if st == state {
-					return
-				}
-			}
-		case <-deadline:
-			c.t.Fatalf("no status %q within %s (seen %v)", state, timeout, seen)
 		}
+	}
+}
+
+// next returns the next message from the websocket. When the websocket closes or the
+// deadline passes first, it fails the test, saying it waited for what().
+func (c *WSClient) next(deadline <-chan time.Time, what func() string) *jupyter.Message {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.Msgs:
+		if !ok {
+			c.t.Fatalf("the websocket closed while waiting for %s", what())
+		}
+		return m
+	case <-deadline:
+		c.t.Fatalf("no %s", what())
+		return nil
 	}
 }
 
@@ -154,25 +164,20 @@ func (c *WSClient) waitStream(req *jupyter.Message, name, want string, timeout t
 	deadline := time.After(timeout)
 	var seen []string
 	for {
-		select {
-		case m, ok := <-c.Msgs:
-			if !ok {
-				c.t.Fatalf("the websocket closed while waiting for %q (%s so far %q)", want, name, seen)
-			}
-			if m.Header.MsgType != "stream" || m.Parent().MsgID != req.Header.MsgID {
-				continue
-			}
-			var s struct{ Name, Text string }
-			_ = json.Unmarshal(m.Content, &s)
-			if s.Name != name {
-				continue
-			}
-			seen = append(seen, s.Text)
-			if strings.Contains(s.Text, want) {
-				return s.Text
-			}
-		case <-deadline:
-			c.t.Fatalf("no %s line %q for %s within %s (seen: %q)", name, want, req.Header.MsgType, timeout, seen)
+		m := c.next(deadline, func() string {
+			return fmt.Sprintf("%s line %q for %s within %s (seen: %q)", name, want, req.Header.MsgType, timeout, seen)
+		})
+		if m.Header.MsgType != "stream" || m.Parent().MsgID != req.Header.MsgID {
+			continue
+		}
+		var s struct{ Name, Text string }
+		_ = json.Unmarshal(m.Content, &s)
+		if s.Name != name {
+			continue
+		}
+		seen = append(seen, s.Text)
+		if strings.Contains(s.Text, want) {
+			return s.Text
 		}
 	}
 }
@@ -249,41 +254,36 @@ func (c *WSClient) Collect(req *jupyter.Message, timeout time.Duration) Executio
 	replied, idle := false, false
 	deadline := time.After(timeout)
 	for !replied || !idle {
-		select {
-		case m, ok := <-c.Msgs:
-			if !ok {
-				c.t.Fatalf("the websocket closed while waiting for %s", req.Header.MsgType)
+		m := c.next(deadline, func() string {
+			return fmt.Sprintf("complete answer to %s within %s (stdout so far %q)", req.Header.MsgType, timeout, out.String())
+		})
+		if st, isStatus := m.ExecutionState(); isStatus {
+			ex.Statuses = append(ex.Statuses, st)
+		}
+		if m.Parent().MsgID != req.Header.MsgID {
+			continue
+		}
+		switch m.Header.MsgType {
+		case "stream":
+			var s struct{ Name, Text string }
+			_ = json.Unmarshal(m.Content, &s)
+			if s.Name == "stderr" {
+				errOut.WriteString(s.Text)
+			} else {
+				out.WriteString(s.Text)
 			}
-			if st, isStatus := m.ExecutionState(); isStatus {
-				ex.Statuses = append(ex.Statuses, st)
+		case "error":
+			var e struct{ Ename, Evalue string }
+			_ = json.Unmarshal(m.Content, &e)
+			ex.EName, ex.EValue = e.Ename, e.Evalue
+		case "execute_reply":
+			var r struct{ Status string }
+			_ = json.Unmarshal(m.Content, &r)
+			ex.Status, replied = r.Status, true
+		case "status":
+			if st, _ := m.ExecutionState(); st == "idle" {
+				idle = true
 			}
-			if m.Parent().MsgID != req.Header.MsgID {
-				continue
-			}
-			switch m.Header.MsgType {
-			case "stream":
-				var s struct{ Name, Text string }
-				_ = json.Unmarshal(m.Content, &s)
-				if s.Name == "stderr" {
-					errOut.WriteString(s.Text)
-				} else {
-					out.WriteString(s.Text)
-				}
-			case "error":
-				var e struct{ Ename, Evalue string }
-				_ = json.Unmarshal(m.Content, &e)
-				ex.EName, ex.EValue = e.Ename, e.Evalue
-			case "execute_reply":
-				var r struct{ Status string }
-				_ = json.Unmarshal(m.Content, &r)
-				ex.Status, replied = r.Status, true
-			case "status":
-				if st, _ := m.ExecutionState(); st == "idle" {
-					idle = true
-				}
-			}
-		case <-deadline:
-			c.t.Fatalf("no complete answer to %s within %s (stdout so far %q)", req.Header.MsgType, timeout, out.String())
 		}
 	}
 	ex.Stdout, ex.Stderr = out.String(), errOut.String()
@@ -391,27 +391,10 @@ func StartServer(t testing.TB, opts ServerOptions) *JupyterServer {
 		cmd.Dir = home
 	}
 	cmd.Stdout, cmd.Stderr = LogWriter{T: t}, LogWriter{T: t}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+	p, err := process.StartCmd("jupyter server", cmd)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
 	js := &JupyterServer{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), Token: token}
-	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatal("jupyter server exited")
-		default:
-		}
-		resp, err := http.Get(js.URL + "/api?token=" + token)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 60*time.Second, 100*time.Millisecond, "jupyter server starts")
+	require.NoError(t, process.WaitHTTP(context.Background(), p, js.URL+"/api?token="+token, nil, 60*time.Second), "jupyter server starts")
 	return js
 }

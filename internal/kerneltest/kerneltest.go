@@ -10,10 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
 
@@ -68,11 +67,10 @@ func NewConnectionInfo(t testing.TB) *jupyter.ConnectionInfo {
 type Kernel struct {
 	// Info is its connection info.
 	Info *jupyter.ConnectionInfo
-	// Cmd is its process.
-	Cmd *exec.Cmd
+	// Process is its process (Done, Kill, Pid).
+	*process.Process
 	// Dir is its private directory (connection file, HOME).
-	Dir  string
-	done chan struct{}
+	Dir string
 }
 
 // Env returns a minimal environment for a kernel whose HOME is dir.
@@ -107,26 +105,12 @@ func StartIPyKernel(t testing.TB, ci *jupyter.ConnectionInfo) *Kernel {
 	cmd.Dir = dir
 	cmd.Env = Env(dir)
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ipykernel: %v", err)
+	p, err := process.StartCmd("ipykernel", cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	k := &Kernel{Info: ci, Cmd: cmd, Dir: dir, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(k.done) }()
-	t.Cleanup(k.Kill)
-	return k
-}
-
-// Done is closed when the kernel process has exited.
-func (k *Kernel) Done() <-chan struct{} { return k.done }
-
-// Kill kills the kernel's process group and waits for it.
-func (k *Kernel) Kill() {
-	_ = syscall.Kill(-k.Cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-k.done:
-	case <-time.After(10 * time.Second):
-	}
+	t.Cleanup(p.Kill)
+	return &Kernel{Info: ci, Process: p, Dir: dir}
 }
 
 // testWriter sends a process's output to the test log.

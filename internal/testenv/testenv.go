@@ -18,7 +18,6 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -26,6 +25,8 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 
 	ejv1 "github.com/elastic-jupyter/elastic-jupyter/api/v1alpha1"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
+	ejscheme "github.com/elastic-jupyter/elastic-jupyter/internal/scheme"
 )
 
 // Options selects what Start runs besides etcd and kube-apiserver.
@@ -69,7 +70,7 @@ type Env struct {
 	// Envtest is the underlying envtest environment.
 	Envtest *envtest.Environment
 
-	procs []*process
+	procs []*process.Process
 	keep  bool
 }
 
@@ -104,19 +105,17 @@ func Binary(name string) (string, error) {
 	return p, nil
 }
 
-// NewScheme returns a scheme with the Kubernetes and elastic-jupyter types.
-func NewScheme() *kruntime.Scheme {
-	s := kruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
+// newScheme is the components' scheme (package internal/scheme) with the CRD types, which
+// envtest installs.
+func newScheme() (*kruntime.Scheme, error) {
+	s, err := ejscheme.New()
+	if err != nil {
+		return nil, err
 	}
 	if err := apiextensionsv1.AddToScheme(s); err != nil {
-		panic(err)
+		return nil, fmt.Errorf("adding the CRD types to the scheme: %w", err)
 	}
-	if err := ejv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
+	return s, nil
 }
 
 // Start runs a control plane as opts says, with the CRDs of crds/ installed.
@@ -126,11 +125,15 @@ func Start(opts Options) (_ *Env, retErr error) {
 			return nil, err
 		}
 	}
+	scheme, err := newScheme()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "elastic-jupyter-testenv-")
 	if err != nil {
 		return nil, fmt.Errorf("creating the testenv directory: %w", err)
 	}
-	e := &Env{Dir: dir, Scheme: NewScheme()}
+	e := &Env{Dir: dir, Scheme: scheme}
 	defer func() {
 		if retErr != nil {
 			e.keep = true // the logs explain the failure
@@ -205,7 +208,7 @@ func Start(opts Options) (_ *Env, retErr error) {
 func (e *Env) Stop() error {
 	var errs []error
 	for i := len(e.procs) - 1; i >= 0; i-- {
-		if err := e.procs[i].stop(20 * time.Second); err != nil {
+		if err := e.procs[i].Stop(20 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -20,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/elastic-jupyter/elastic-jupyter/internal/process"
 )
 
 // children returns the pids of parent's children that run a cached tool binary.
@@ -47,16 +49,6 @@ func children(parent int) []int {
 		}
 	}
 	return pids
-}
-
-// alive reports whether pid runs (a zombie counts as gone).
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
-	return !strings.HasPrefix(rest, "Z")
 }
 
 func TestStartRunsAControlPlaneAndStopLeavesNoProcess(t *testing.T) {
@@ -110,7 +102,7 @@ func TestStartRunsAControlPlaneAndStopLeavesNoProcess(t *testing.T) {
 	require.NoError(t, env.Stop())
 	stopped = true
 	for _, pid := range pids {
-		assert.False(t, alive(pid), "pid %d still runs after Stop", pid)
+		assert.False(t, process.Alive(pid), "pid %d still runs after Stop", pid)
 	}
 	_, err = os.Stat(dir)
 	assert.True(t, os.IsNotExist(err), "Stop removes %s", dir)
@@ -152,13 +144,13 @@ func TestControlPlaneDiesWithTheTestProcess(t *testing.T) {
 	}
 	require.Len(t, pids, 4, "the child reports etcd, kube-apiserver, kube-scheduler and kube-controller-manager")
 	for _, pid := range pids {
-		require.True(t, alive(pid))
+		require.True(t, process.Alive(pid))
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	<-waited
 	require.Eventually(t, func() bool {
 		for _, pid := range pids {
-			if alive(pid) {
+			if process.Alive(pid) {
 				return false
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/elastic-jupyter/elastic-jupyter/jupyter"
 )
@@ -196,17 +197,15 @@ func (c *Conn) read(gen *generation, codec *jupyter.Codec, channel string, s zmq
 	for {
 		raw, err := s.Recv()
 		if err != nil {
-			if gen.ctx.Err() != nil {
+			// The peer went away (kernel restarted or died). Keep trying to read until the
+			// generation ends: a closed connection is reported by Close/Reconnect; liveness
+			// by the heartbeat.
+			if gen.ctx.Err() != nil || wait.PollUntilContextCancel(gen.ctx, 100*time.Millisecond, false, func(context.Context) (bool, error) {
+				raw, err = s.Recv()
+				return err == nil, nil
+			}) != nil {
 				return
 			}
-			// The peer went away (kernel restarted or died). Keep trying to read: a closed
-			// connection is reported by Close/Reconnect; liveness by the heartbeat.
-			select {
-			case <-gen.ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
 		}
 		m, err := codec.Decode(raw.Frames)
 		if err != nil {
@@ -326,21 +325,16 @@ func (c *Conn) resetHeartbeat(gen *generation, old zmq4.Socket, ep string) {
 
 // Reconnect closes every socket and connects a fresh set (same session), for a restarted
 // kernel or one whose peer was lost. Messages keeps working across it.
-func (c *Conn) Reconnect(ctx context.Context) error {
-	select {
-	case <-c.closed:
-		return ErrClosed
-	default:
-	}
-	c.hbMu.Lock()
-	defer c.hbMu.Unlock()
-	c.stopGeneration()
-	return c.connect(ctx)
-}
+func (c *Conn) Reconnect(ctx context.Context) error { return c.reconnect(ctx, nil) }
 
 // Retarget points the connection at new connection info (a kernel that came back in a new pod)
 // and reconnects.
 func (c *Conn) Retarget(ctx context.Context, info *jupyter.ConnectionInfo) error {
+	return c.reconnect(ctx, info)
+}
+
+// reconnect replaces the sockets, connecting to info if it is not nil.
+func (c *Conn) reconnect(ctx context.Context, info *jupyter.ConnectionInfo) error {
 	select {
 	case <-c.closed:
 		return ErrClosed
@@ -349,10 +343,12 @@ func (c *Conn) Retarget(ctx context.Context, info *jupyter.ConnectionInfo) error
 	c.hbMu.Lock()
 	defer c.hbMu.Unlock()
 	c.stopGeneration()
-	c.mu.Lock()
-	c.info = info
-	c.codec = jupyter.NewCodecWithLimits(info.Key, c.opts.Limits)
-	c.mu.Unlock()
+	if info != nil {
+		c.mu.Lock()
+		c.info = info
+		c.codec = jupyter.NewCodecWithLimits(info.Key, c.opts.Limits)
+		c.mu.Unlock()
+	}
 	return c.connect(ctx)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -153,8 +152,7 @@ func TestRestartedKernelReconnects(t *testing.T) {
 	require.Equal(t, "ok", res.Status)
 
 	// A restart: the kernel process goes, a new one binds the same ports.
-	require.NoError(t, syscall.Kill(-k.Cmd.Process.Pid, syscall.SIGKILL))
-	<-k.Done()
+	k.Kill()
 	assert.Error(t, c.Heartbeat(ctx(t), time.Second))
 	kerneltest.StartIPyKernel(t, k.Info)
 	require.NoError(t, c.Reconnect(ctx(t)))

@@ -400,6 +400,19 @@ func (p *hostProvisioner) Alive(_ context.Context, id string) bool {
 func (p *hostProvisioner) Restore(context.Context) ([]*gateway.Instance, error) { return nil, nil }
 func (p *hostProvisioner) Report(string, gateway.Activity)                      {}
 
+// GPUs is 0: the benchmark's kernels hold none.
+func (p *hostProvisioner) GPUs(context.Context, string) int { return 0 }
+
+// State is false: the benchmark's kernels keep no variables across a suspension.
+func (p *hostProvisioner) State(context.Context, string) (gateway.StateLocation, bool) {
+	return gateway.StateLocation{}, false
+}
+
+// RecordState keeps nothing.
+func (p *hostProvisioner) RecordState(context.Context, string, gateway.StateOutcome) error {
+	return nil
+}
+
 // kernelIP gives kernel i an address of its own in 127.77.0.0/16, so that its five ports can
 // be any free ones there without colliding with anything on 127.0.0.1.
 func kernelIP(i int) string {
