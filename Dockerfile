@@ -1,5 +1,5 @@
 # The one image of elastic-jupyter: /usr/local/bin/elastic-jupyter (controller, webhook,
-# gateway, devnode, simulate) and /usr/local/bin/kernel-launcher, static, run as a non-root user on a
+# gateway, simulate) and /usr/local/bin/kernel-launcher, static, run as a non-root user on a
 # minimal base. Build it with:
 #   docker build --build-arg VERSION=v0.1.0 -t ghcr.io/elastic-jupyter/elastic-jupyter:v0.1.0 .
 
@@ -12,7 +12,6 @@ RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controller/ controller/
-COPY devnode/ devnode/
 COPY gateway/ gateway/
 COPY internal/ internal/
 COPY jupyter/ jupyter/

@@ -27,10 +27,11 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/elastic-jupyter, bin/kernel-launcher and bin/fake-kernel (static; the fake kernel is for benchmarks).
+build: ## Build bin/elastic-jupyter, bin/kernel-launcher, bin/fake-kernel and bin/devnode (static; the fake kernel and devnode are for development).
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/elastic-jupyter ./cmd/elastic-jupyter
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/kernel-launcher ./cmd/kernel-launcher
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/fake-kernel ./cmd/fake-kernel
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/devnode ./cmd/devnode
 
 # `make up` settings: the state directory, the ports on 127.0.0.1, the fake GPUs, and each
 # node's cpu (cores) and pod capacity (0: the host's CPU count; 110 pods).

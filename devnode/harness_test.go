@@ -356,7 +356,22 @@ var (
 	imageOnce sync.Once
 	imageRoot string
 	imageErr  error
+
+	devnodeOnce sync.Once
+	devnodeBin  string
+	devnodeErr  error
 )
+
+// goBuild builds pkg of this repository, static, into out.
+func goBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
 
 // projectImage builds bin/elastic-jupyter and kernel-launcher into DIR/usr/local/bin and
 // returns DIR.
@@ -375,11 +390,7 @@ func projectImage(t testing.TB) string {
 			{filepath.Base(version.BinaryPath), "./cmd/elastic-jupyter"},
 			{filepath.Base(version.LauncherPath), "./cmd/kernel-launcher"},
 		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b.out), b.pkg)
-			cmd.Dir = testenv.RepoRoot()
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				imageErr = fmt.Errorf("building %s: %w\n%s", b.pkg, err, out)
+			if imageErr = goBuild(filepath.Join(bin, b.out), b.pkg); imageErr != nil {
 				return
 			}
 		}
@@ -388,20 +399,36 @@ func projectImage(t testing.TB) string {
 	return imageRoot
 }
 
-// binaryNode is devnode run as the built elastic-jupyter binary.
+// devnodeBinary builds cmd/devnode (which is not in the image) and returns its path.
+func devnodeBinary(t testing.TB) string {
+	t.Helper()
+	devnodeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "devnode-bin-")
+		if err != nil {
+			devnodeErr = err
+			return
+		}
+		devnodeBin = filepath.Join(dir, "devnode")
+		devnodeErr = goBuild(devnodeBin, "./cmd/devnode")
+	})
+	require.NoError(t, devnodeErr)
+	return devnodeBin
+}
+
+// binaryNode is devnode run as the built cmd/devnode binary.
 type binaryNode struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// startBinary runs the built elastic-jupyter devnode with args; it is stopped when the test
+// startBinary runs the built devnode with args; it is stopped when the test
 // ends (and killed with the test process).
 func startBinary(t *testing.T, logPath string, args ...string) *binaryNode {
 	t.Helper()
-	bin := filepath.Join(projectImage(t), "usr", "local", "bin", filepath.Base(version.BinaryPath))
+	bin := devnodeBinary(t)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(t, err)
-	cmd := exec.Command(bin, append([]string{"devnode"}, args...)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())

@@ -24,6 +24,13 @@ const DefaultGPUResource corev1.ResourceName = "nvidia.com/gpu"
 // node pools usually do: only pods that tolerate it (kernels that asked for a GPU) land there.
 var DefaultGPUTaint = corev1.Taint{Key: string(DefaultGPUResource), Value: "present", Effect: corev1.TaintEffectNoSchedule}
 
+// DefaultPodNetwork and DefaultServiceNetwork are the ranges pod IPs and Service addresses
+// come from unless Options say otherwise.
+var (
+	DefaultPodNetwork     = netip.MustParsePrefix("127.0.0.0/24")
+	DefaultServiceNetwork = netip.MustParsePrefix("127.0.1.0/24")
+)
+
 // StandardPath is the PATH of a container whose environment sets none (the container
 // runtimes' default).
 const StandardPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -232,10 +239,10 @@ func (o Options) withDefaults() (Options, error) {
 		m.Dir = dir
 	}
 	if !o.PodNetwork.IsValid() {
-		o.PodNetwork = netip.MustParsePrefix("127.0.0.0/24")
+		o.PodNetwork = DefaultPodNetwork
 	}
 	if !o.ServiceNetwork.IsValid() {
-		o.ServiceNetwork = netip.MustParsePrefix("127.0.1.0/24")
+		o.ServiceNetwork = DefaultServiceNetwork
 	}
 	for name, p := range map[string]netip.Prefix{"pod network": o.PodNetwork, "service network": o.ServiceNetwork} {
 		if !p.Addr().Is4() || !netip.MustParsePrefix("127.0.0.0/8").Contains(p.Addr()) || p.Bits() < 8 || p.Bits() > 29 {

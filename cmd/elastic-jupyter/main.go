@@ -1,5 +1,5 @@
 // Command elastic-jupyter is the one binary of the elastic-jupyter image. Each component is a
-// subcommand (controller, webhook, gateway, devnode; and simulate, a tool for teams choosing
+// subcommand (controller, webhook, gateway; and simulate, a tool for teams choosing
 // their culling settings), registered by a file of its own in this package; each parses its
 // own flags and hands over to its package at once.
 package main

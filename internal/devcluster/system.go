@@ -110,7 +110,7 @@ func (cl *Cluster) upNode(ctx context.Context) error {
 			continue
 		}
 		args := []string{
-			"devnode", "--node-name=" + n.node, "--kubeconfig=" + cl.Kubeconfig,
+			"--node-name=" + n.node, "--kubeconfig=" + cl.Kubeconfig,
 			"--root=" + filepath.Join(cl.cfg.Dir, n.component), "--gpus=" + strconv.Itoa(n.gpus),
 			"--image-map=" + version.ImageRepository + "=" + root,
 			"--image-root=" + NotebookImageRepository + "=" + cl.cfg.RootfsDir,
@@ -122,7 +122,7 @@ func (cl *Cluster) upNode(ctx context.Context) error {
 		if cl.cfg.Pods > 0 {
 			args = append(args, "--pods="+strconv.Itoa(cl.cfg.Pods))
 		}
-		if err := cl.start(component{name: n.component, path: cl.project(), args: args}); err != nil {
+		if err := cl.start(component{name: n.component, path: filepath.Join(cl.cfg.ProjectBin, DevnodeBinary), args: args}); err != nil {
 			return err
 		}
 	}

@@ -71,6 +71,7 @@ func TestDockerfileIsMultiStageStaticAndNonRoot(t *testing.T) {
 		copied[m[1]] = true
 	}
 	for _, pkg := range strings.Fields(string(out)) {
+		assert.NotEqual(t, module+"/devnode", pkg, "devnode is a development tool (cmd/devnode), not part of the image")
 		if rest, ok := strings.CutPrefix(pkg, module+"/"); ok {
 			top, _, _ := strings.Cut(rest, "/")
 			assert.True(t, copied[top], "the build stage copies %s/ (needed by %s)", top, pkg)

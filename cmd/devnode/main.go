@@ -1,55 +1,56 @@
+// Command devnode runs a development node: a Node registered with a real API server whose
+// pods run as local processes (see package devnode). It is for developing and testing
+// elastic-jupyter on a machine without a container runtime (`make up`, the tests); it is not
+// part of the product's image.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/elastic-jupyter/elastic-jupyter/devnode"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/cliflag"
+	"github.com/elastic-jupyter/elastic-jupyter/internal/loglevel"
 )
 
-func init() {
+func main() {
 	// devnode re-executes this binary to set up each container; the helper never returns.
 	devnode.RunHelperIfRequested()
-	register("devnode", "run a development node: pods bound to it run as local processes (not for production)", runDevnode)
-}
-
-// repeated is a repeatable flag whose values may also be comma-separated lists.
-type repeated []string
-
-func (r *repeated) String() string { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*r = append(*r, s)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
 		}
+		fmt.Fprintf(os.Stderr, "devnode: %v\n", err)
+		os.Exit(1)
 	}
-	return nil
 }
 
-// repeatedWhole is a repeatable flag whose values are kept whole.
-type repeatedWhole []string
-
-func (r *repeatedWhole) String() string     { return strings.Join(*r, " ") }
-func (r *repeatedWhole) Set(v string) error { *r = append(*r, v); return nil }
-
-func runDevnode(ctx context.Context, args []string) error {
+// run parses args, checks the options and runs the node until ctx ends.
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("devnode", flag.ContinueOnError)
 	var o devnode.Options
 	fs.StringVar(&o.NodeName, "node-name", "", "name of the Node to register (required)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fs.StringVar(&o.Root, "root", "", "state directory: pod volumes, logs, services.json (default $TMPDIR/elastic-jupyter-devnode/<node>)")
 	fs.IntVar(&o.GPUs, "gpus", 0, "fake GPUs per GPU resource (devices GPU-<node>-0, ...)")
-	var gpuResources, labels, resources repeated
-	var taints, imageMaps, imageRoots repeatedWhole
+	gpuResources := cliflag.List[corev1.ResourceName]{Comma: true}
+	labels := cliflag.List[string]{Comma: true}
+	resources := cliflag.List[string]{Comma: true}
+	var taints, imageMaps, imageRoots cliflag.List[string]
 	fs.Var(&gpuResources, "gpu-resource", "extended resource the fake GPUs are advertised as (repeatable or a comma list, e.g. nvidia.com/mig-1g.10gb; default nvidia.com/gpu)")
 	cpu := fs.String("cpu", "", "cpu capacity (default: the host's CPUs)")
 	memory := fs.String("memory", "", "memory capacity (default: the host's memory)")
@@ -59,8 +60,8 @@ func runDevnode(ctx context.Context, args []string) error {
 	fs.Var(&taints, "taint", "node taint KEY[=VALUE]:EFFECT (repeatable; 'none' for no taints; default nvidia.com/gpu=present:NoSchedule when --gpus > 0)")
 	fs.Var(&imageMaps, "image-map", "IMAGE_OR_PREFIX=DIR: run pods of that image with DIR's files laid over the host's root filesystem (repeatable)")
 	fs.Var(&imageRoots, "image-root", "IMAGE_OR_PREFIX=DIR: run pods of that image with DIR as their whole root filesystem, copy-on-write, as a container runtime does (repeatable; e.g. the JupyterLab rootfs of hack/rootfs.sh)")
-	podNet := fs.String("pod-network", "127.0.0.0/24", "loopback range of pod IPs")
-	svcNet := fs.String("service-network", "127.0.1.0/24", "loopback range of Service addresses")
+	podNet := fs.String("pod-network", devnode.DefaultPodNetwork.String(), "range of pod IPs")
+	svcNet := fs.String("service-network", devnode.DefaultServiceNetwork.String(), "range of Service addresses")
 	fs.StringVar(&o.LockDir, "lock-dir", "", "directory of the host-wide address locks (default $TMPDIR/elastic-jupyter-devnode-addresses)")
 	var qps float64
 	fs.Float64Var(&qps, "kube-api-qps", 0, "requests a second to the API server, as the kubelet's flag (default 50)")
@@ -70,7 +71,7 @@ func runDevnode(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.RestartBackoff, "restart-backoff", 0, "first delay before restarting a failed container (default 1s)")
 	fs.DurationVar(&o.MaxRestartBackoff, "max-restart-backoff", 0, "longest delay before restarting a failed container (default 1m)")
 	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", 0, "how long containers get to stop when devnode stops (default 5s)")
-	logLevel := fs.String("log-level", "INFO", "DEBUG, INFO, WARN or ERROR")
+	level := loglevel.Var(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,26 +79,54 @@ func runDevnode(ctx context.Context, args []string) error {
 		return fmt.Errorf("unexpected arguments %q: devnode takes flags only", fs.Args())
 	}
 	o.KubeAPIQPS = float32(qps)
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use DEBUG, INFO, WARN or ERROR", *logLevel)
+	o.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level.Level}))
+	o.GPUResources = gpuResources.Values
+	if err := parseQuantities(&o, *cpu, *memory, resources.Values); err != nil {
+		return err
 	}
-	o.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	for name, q := range map[string]struct {
-		s   string
-		dst *resource.Quantity
-	}{"--cpu": {*cpu, &o.CPU}, "--memory": {*memory, &o.Memory}} {
+	if err := parseNodeShape(&o, labels.Values, taints.Values); err != nil {
+		return err
+	}
+	if err := parseImages(&o, imageMaps.Values, imageRoots.Values); err != nil {
+		return err
+	}
+	var err error
+	if o.PodNetwork, err = netip.ParsePrefix(*podNet); err != nil {
+		return fmt.Errorf("--pod-network %q: %w (e.g. %s)", *podNet, err, devnode.DefaultPodNetwork)
+	}
+	if o.ServiceNetwork, err = netip.ParsePrefix(*svcNet); err != nil {
+		return fmt.Errorf("--service-network %q: %w (e.g. %s)", *svcNet, err, devnode.DefaultServiceNetwork)
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = *kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	agent, err := devnode.New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx)
+}
+
+// parseQuantities reads --cpu, --memory and --resource.
+func parseQuantities(o *devnode.Options, cpu, memory string, resources []string) error {
+	for _, q := range []struct {
+		flag, s string
+		dst     *resource.Quantity
+	}{{"--cpu", cpu, &o.CPU}, {"--memory", memory, &o.Memory}} {
 		if q.s == "" {
 			continue
 		}
 		v, err := resource.ParseQuantity(q.s)
 		if err != nil {
-			return fmt.Errorf("%s %q: %w (e.g. 4, 500m, 16Gi)", name, q.s, err)
+			return fmt.Errorf("%s %q: %w (e.g. 4, 500m, 16Gi)", q.flag, q.s, err)
 		}
 		*q.dst = v
-	}
-	for _, r := range gpuResources {
-		o.GPUResources = append(o.GPUResources, corev1.ResourceName(r))
 	}
 	for _, r := range resources {
 		name, qs, ok := strings.Cut(r, "=")
@@ -110,6 +139,11 @@ func runDevnode(ctx context.Context, args []string) error {
 		}
 		o.Resources[corev1.ResourceName(name)] = q
 	}
+	return nil
+}
+
+// parseNodeShape reads --label and --taint.
+func parseNodeShape(o *devnode.Options, labels, taints []string) error {
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok {
@@ -131,39 +165,24 @@ func runDevnode(ctx context.Context, args []string) error {
 		}
 		o.Taints = append(o.Taints, taint)
 	}
-	for _, m := range imageMaps {
+	return nil
+}
+
+// parseImages reads --image-map and --image-root.
+func parseImages(o *devnode.Options, maps, roots []string) error {
+	for _, m := range maps {
 		im, err := devnode.ParseImageMapping(m)
 		if err != nil {
 			return fmt.Errorf("--image-map: %w", err)
 		}
 		o.ImageMap = append(o.ImageMap, im)
 	}
-	for _, m := range imageRoots {
+	for _, m := range roots {
 		im, err := devnode.ParseImageRoot(m)
 		if err != nil {
 			return fmt.Errorf("--image-root: %w", err)
 		}
 		o.ImageRoot = append(o.ImageRoot, im)
 	}
-	var err error
-	if o.PodNetwork, err = netip.ParsePrefix(*podNet); err != nil {
-		return fmt.Errorf("--pod-network %q: %w (e.g. 127.0.0.0/24)", *podNet, err)
-	}
-	if o.ServiceNetwork, err = netip.ParsePrefix(*svcNet); err != nil {
-		return fmt.Errorf("--service-network %q: %w (e.g. 127.0.1.0/24)", *svcNet, err)
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return fmt.Errorf("loading the kubeconfig: %w", err)
-	}
-	agent, err := devnode.New(cfg, o)
-	if err != nil {
-		return err
-	}
-	return agent.Run(ctx)
+	return nil
 }
