@@ -196,10 +196,10 @@ func desiredGatewayDeployment(gw *ejv1.JupyterGateway, defaultImage string) *app
 	if gw.Spec.LogLevel != nil && *gw.Spec.LogLevel != "" {
 		level = string(*gw.Spec.LogLevel)
 	}
-	// The gateway listens on its pod's IP: a pod has the address to itself (on a node that
-	// runs pods in the host's network, as devnode does, 0.0.0.0 would collide with neighbours).
+	// The gateway serves the API on every address of its pod (--listen defaults to :8888),
+	// and its metrics on their own port.
 	args := []string{"--name", gw.Name, "--namespace", gw.Namespace, "--log-level", level,
-		"--listen", "$(POD_IP):" + strconv.Itoa(JupyterPort), "--metrics-bind-address", "$(POD_IP):" + strconv.Itoa(GatewayMetricsPort)}
+		"--metrics-bind-address", ":" + strconv.Itoa(GatewayMetricsPort)}
 	c := corev1.Container{
 		Name:    gatewayContainer,
 		Image:   image,
@@ -209,7 +209,6 @@ func desiredGatewayDeployment(gw *ejv1.JupyterGateway, defaultImage string) *app
 			{Name: "metrics", ContainerPort: GatewayMetricsPort, Protocol: corev1.ProtocolTCP},
 		},
 		Env: []corev1.EnvVar{
-			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 		},
 		// The API needs the token, so the probes only check that the port accepts.

@@ -35,7 +35,7 @@ func TestDesiredGatewayDeployment(t *testing.T) {
 	}{
 		{
 			name: "defaults", gw: gw(nil), image: "default-image",
-			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--metrics-bind-address", "$(POD_IP):9090", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
+			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--metrics-bind-address", ":9090", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
 			tokenFile: true,
 		},
 		{
@@ -46,14 +46,14 @@ func TestDesiredGatewayDeployment(t *testing.T) {
 				g.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
 			}),
 			image:     "mine:1",
-			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "DEBUG", "--listen", "$(POD_IP):8888", "--metrics-bind-address", "$(POD_IP):9090", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
+			args:      []string{"--name", "team", "--namespace", "ns", "--log-level", "DEBUG", "--metrics-bind-address", ":9090", "--auth-token-file", "/var/run/elastic-jupyter/gateway-token/token"},
 			tokenFile: true, memLimit: "256Mi",
 		},
 		{
 			name:  "auth disabled",
 			gw:    gw(func(g *ejv1.JupyterGateway) { g.Spec.Auth = &ejv1.GatewayAuth{Mode: ejv1.ModeJupyterAuthDisable} }),
 			image: "default-image",
-			args:  []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--metrics-bind-address", "$(POD_IP):9090"},
+			args:  []string{"--name", "team", "--namespace", "ns", "--log-level", "INFO", "--metrics-bind-address", ":9090"},
 		},
 	}
 	for _, tc := range cases {

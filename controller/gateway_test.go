@@ -55,7 +55,7 @@ func TestGatewayDeploymentFollowsImageResourcesAndLogLevelButNotCullSettings(t *
 	c := d.Spec.Template.Spec.Containers[0]
 	assert.Equal(t, "example.com/elastic-jupyter:test", c.Image, "the controller's --image is the default")
 	assert.Equal(t, []string{version.BinaryPath, "gateway"}, c.Command)
-	assert.Equal(t, []string{"--name", "team", "--namespace", ns, "--log-level", "INFO", "--listen", "$(POD_IP):8888", "--metrics-bind-address", "$(POD_IP):9090", "--auth-token-file", controller.GatewayTokenFile}, c.Args)
+	assert.Equal(t, []string{"--name", "team", "--namespace", ns, "--log-level", "INFO", "--metrics-bind-address", ":9090", "--auth-token-file", controller.GatewayTokenFile}, c.Args)
 	assert.Equal(t, gw.Name, d.Spec.Template.Spec.ServiceAccountName)
 	assert.True(t, *d.Spec.Template.Spec.SecurityContext.RunAsNonRoot)
 

@@ -61,8 +61,8 @@ const (
 
 // notebookCommand is the notebook server's default command: it works with the stock images
 // (Notebook 7 on Jupyter Server) and with Notebook 6. It listens on $(NOTEBOOK_IP), 0.0.0.0 by
-// default (so `kubectl port-forward` reaches it); a template may set NOTEBOOK_IP to the pod's
-// IP where pods share the host's network (devnode).
+// default (so the Service and `kubectl port-forward` reach it); a template may set NOTEBOOK_IP
+// to listen on one address only.
 var notebookCommand = []string{"jupyter", "notebook", "--ip=$(" + EnvNotebookIP + ")", "--port=8888", "--no-browser"}
 
 // notebookNoAuthArgs turn authentication off (auth.mode: disable), for Notebook 6

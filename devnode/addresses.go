@@ -11,7 +11,7 @@ import (
 	"syscall"
 )
 
-// addrPool hands out loopback addresses from a range. Every address handed out is also
+// addrPool hands out addresses from a range. Every address handed out is also
 // locked host-wide (flock on a file in lockDir), so two devnodes on one machine, or a devnode
 // and its restarted self, never hold the same address; a lock dies with its process.
 type addrPool struct {
@@ -32,7 +32,7 @@ func newAddrPool(kind string, prefix netip.Prefix, lockDir string) (*addrPool, e
 }
 
 // bounds returns the first and last addresses handed out: the network address and .1 of
-// the range are skipped (127.0.0.1 is the host's), and so is the broadcast address.
+// the range are skipped (.1 is the host's, on the pod bridge), and so is the broadcast address.
 func (p *addrPool) bounds() (netip.Addr, netip.Addr) {
 	b := p.prefix.Addr().As4()
 	base := binary.BigEndian.Uint32(b[:])

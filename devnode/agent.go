@@ -32,6 +32,7 @@ type Agent struct {
 
 	spawner  *spawner
 	podIPs   *addrPool
+	network  *hostNetwork
 	gpus     *gpuPool
 	services *serviceTable
 
@@ -78,7 +79,7 @@ func (a *Agent) NodeName() string { return a.opts.NodeName }
 // Root is the agent's root directory (see PodDir, LogPath, LookupService).
 func (a *Agent) Root() string { return a.opts.Root }
 
-// ServiceAddress returns the local address ("127.0.1.x:port") at which the agent proxies
+// ServiceAddress returns the address ("10.96.x.y:port") at which the agent proxies
 // port of Service namespace/name.
 func (a *Agent) ServiceAddress(namespace, name string, port int32) (string, bool) {
 	if a.services == nil {
@@ -123,6 +124,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer svcIPs.close()
+	if a.network, err = newHostNetwork(o, a.apiHost, a.log); err != nil {
+		return err
+	}
 	a.killLeftovers()
 	if a.spawner, err = newSpawner(); err != nil {
 		return err

@@ -82,18 +82,27 @@
 //
 // # Network
 //
-// Each pod gets its own loopback address from Options.PodNetwork (127.0.0.x by default),
-// reported as status.podIP and podIPs, unique on the machine while the pod lives (host-wide
-// locks in Options.LockDir also keep several devnodes apart). There is no network namespace:
-// a server must bind its pod IP ($(POD_IP) from the downward API) to share a port number with
-// servers of other pods; binding 0.0.0.0 takes the port on every address. hostNetwork pods get
-// 127.0.0.1.
+// Each pod gets a network namespace of its own, as under a kubelet: lo and eth0, one end of a
+// veth pair whose other end is on a Linux bridge of the host (ejbr..., one per pod network,
+// shared by every devnode on the machine), with an address from Options.PodNetwork
+// (10.244.0.0/16 by default; the bridge has the first one and is the default route), reported
+// as status.podIP and podIPs and unique on the machine while the pod lives (host-wide locks in
+// Options.LockDir keep several devnodes apart). A server binds 0.0.0.0 as in any pod; the host
+// and every pod on the machine reach it at the pod IP. The namespace is held by a sleeping
+// process devnode starts for the pod (it dies with devnode, and the veth pair with it); every
+// container and exec probe of the pod joins it. hostNetwork pods stay in the host's namespace
+// with 127.0.0.1. devnode needs ip (iproute2) and nsenter (util-linux) for this.
 //
-// Every ClusterIP Service gets a loopback address of its own from Options.ServiceNetwork; devnode
-// listens there on each TCP service port and relays connections to a ready pod the Service
-// selects (targetPort by number or container port name), or, for a Service without a selector,
-// to the ready addresses of its EndpointSlices. (The API server refuses loopback addresses in
-// EndpointSlices, so the control plane's slices of devnode pods stay empty.) Each pod's
+// In-cluster clients reach the API server at KUBERNETES_SERVICE_HOST/PORT, the address
+// devnode itself uses. When that is on the host's loopback (a local control plane), devnode
+// listens on the same address inside each pod's namespace and relays to it, so the server's
+// certificate still matches.
+//
+// Every ClusterIP Service gets an address of its own from Options.ServiceNetwork (10.96.0.0/16 by
+// default, routed locally on the host, so pods reach it through the bridge and host processes
+// directly); devnode listens there on each TCP service port and relays connections to a ready
+// pod the Service selects (targetPort by number or container port name), or, for a Service
+// without a selector, to the ready addresses of its EndpointSlices. Each pod's
 // /etc/hosts maps <svc>.<ns>.svc.cluster.local, <svc>.<ns>.svc, <svc>.<ns> and, in the pod's
 // namespace, <svc> to that address; the file is rewritten in place when Services change.
 // Host processes find a Service's address with LookupService (it reads <root>/services.json)

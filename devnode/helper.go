@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // helperArg is the first argument that turns an executable calling RunHelperIfRequested into
@@ -22,6 +25,7 @@ const (
 	helperSpecFD     = 3
 	helperStatusFD   = 4
 	helperLifelineFD = 5
+	helperNetnsFD    = 6
 )
 
 // helperHello is the first thing a helper writes on its status pipe, so devnode can tell its
@@ -55,6 +59,13 @@ type helperSpec struct {
 	Groups   []uint32
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS (allowPrivilegeEscalation: false).
 	NoNewPrivs bool
+	// JoinNetns makes the helper join the network namespace open at helperNetnsFD (the
+	// pod's) before anything else.
+	JoinNetns bool
+
+	// netns is the pod's network namespace, passed to the helper as helperNetnsFD; nil for
+	// the host's (hostNetwork pods).
+	netns *os.File
 }
 
 // helperMount is a bind mount of a host path at a path inside the container.
@@ -89,6 +100,15 @@ func RunHelperIfRequested() {
 		fail("RunContainerError", fmt.Errorf("reading the container spec: %w", err))
 	}
 	_ = spec.Close()
+	if s.JoinNetns {
+		// Namespaces are per thread: this one joins the pod's network and is the one that
+		// execs the command (run returns only on failure), so the command is in it too.
+		runtime.LockOSThread()
+		if err := unix.Setns(helperNetnsFD, unix.CLONE_NEWNET); err != nil {
+			fail("RunContainerError", fmt.Errorf("joining the pod's network namespace: %w", err))
+		}
+		_ = syscall.Close(helperNetnsFD)
+	}
 	syscall.CloseOnExec(helperStatusFD)
 	syscall.CloseOnExec(helperLifelineFD)
 	if devnodeGone() {

@@ -27,8 +27,8 @@ var DefaultGPUTaint = corev1.Taint{Key: string(DefaultGPUResource), Value: "pres
 // DefaultPodNetwork and DefaultServiceNetwork are the ranges pod IPs and Service addresses
 // come from unless Options say otherwise.
 var (
-	DefaultPodNetwork     = netip.MustParsePrefix("127.0.0.0/24")
-	DefaultServiceNetwork = netip.MustParsePrefix("127.0.1.0/24")
+	DefaultPodNetwork     = netip.MustParsePrefix("10.244.0.0/16")
+	DefaultServiceNetwork = netip.MustParsePrefix("10.96.0.0/16")
 )
 
 // StandardPath is the PATH of a container whose environment sets none (the container
@@ -88,10 +88,13 @@ type Options struct {
 	// overlay of DIR as their root, as under a container runtime, and see nothing of the
 	// host's files but /dev, /sys, /etc/resolv.conf and their volumes. DIR is never written.
 	ImageRoot []ImageMapping
-	// PodNetwork is the loopback range pod IPs come from (default 127.0.0.0/24; the network
-	// address and .1 are never used).
+	// PodNetwork is the private IPv4 range pod IPs come from (default 10.244.0.0/16). Its
+	// first address (.1) is the host's, on the bridge every pod's veth is attached to; the
+	// network address and the broadcast address are never used.
 	PodNetwork netip.Prefix
-	// ServiceNetwork is the loopback range Service addresses come from (default 127.0.1.0/24).
+	// ServiceNetwork is the private IPv4 range Service addresses come from (default
+	// 10.96.0.0/16), routed locally on the host so that devnode's Service proxies listen
+	// there for pods and host processes alike.
 	ServiceNetwork netip.Prefix
 	// LockDir holds the host-wide address locks that keep two devnodes on one machine from
 	// handing out the same address (default: $TMPDIR/elastic-jupyter-devnode-addresses).
@@ -245,8 +248,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.ServiceNetwork = DefaultServiceNetwork
 	}
 	for name, p := range map[string]netip.Prefix{"pod network": o.PodNetwork, "service network": o.ServiceNetwork} {
-		if !p.Addr().Is4() || !netip.MustParsePrefix("127.0.0.0/8").Contains(p.Addr()) || p.Bits() < 8 || p.Bits() > 29 {
-			return o, fmt.Errorf("%s %s must be an IPv4 loopback range between /8 and /29 inside 127.0.0.0/8, e.g. 127.0.0.0/24", name, p)
+		if !p.Addr().Is4() || !p.Addr().IsPrivate() || p.Bits() < 8 || p.Bits() > 29 {
+			return o, fmt.Errorf("%s %s must be a private IPv4 range (10/8, 172.16/12 or 192.168/16) between /8 and /29, e.g. %s", name, p, map[string]netip.Prefix{"pod network": DefaultPodNetwork, "service network": DefaultServiceNetwork}[name])
 		}
 	}
 	if o.PodNetwork.Overlaps(o.ServiceNetwork) {

@@ -47,8 +47,10 @@ func TestOptionsValidation(t *testing.T) {
 		{"image root not a rootfs", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: dir}}}, "is not a root filesystem (it has no etc/)"},
 		{"image root with colon", Options{NodeName: "n1", ImageRoot: []ImageMapping{{Image: "x", Dir: colon}}}, "mount options cannot carry"},
 		{"image in both lists", Options{NodeName: "n1", ImageMap: []ImageMapping{{Image: "x", Dir: dir}}, ImageRoot: []ImageMapping{{Image: "x", Dir: rootfs}}}, "also given as image map"},
-		{"non-loopback pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.0.0.0/24")}, "pod network 10.0.0.0/24 must be an IPv4 loopback range"},
-		{"overlapping networks", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("127.0.0.0/16"), ServiceNetwork: netip.MustParsePrefix("127.0.1.0/24")}, "overlaps"},
+		{"public pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("8.8.0.0/24")}, "pod network 8.8.0.0/24 must be a private IPv4 range (10/8, 172.16/12 or 192.168/16) between /8 and /29, e.g. 10.244.0.0/16"},
+		{"loopback service network", Options{NodeName: "n1", ServiceNetwork: netip.MustParsePrefix("127.0.1.0/24")}, "service network 127.0.1.0/24 must be a private IPv4 range"},
+		{"tiny pod network", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.1.0.0/30")}, "between /8 and /29"},
+		{"overlapping networks", Options{NodeName: "n1", PodNetwork: netip.MustParsePrefix("10.96.0.0/12"), ServiceNetwork: netip.MustParsePrefix("10.96.0.0/16")}, "overlaps"},
 		{"negative duration", Options{NodeName: "n1", RestartBackoff: -time.Second}, "restart backoff -1s is negative"},
 		{"negative qps", Options{NodeName: "n1", KubeAPIQPS: -1}, "kube API qps -1 and burst 0 must not be negative"},
 	} {
@@ -74,8 +76,8 @@ func TestOptionsDefaults(t *testing.T) {
 	assert.Equal(t, 100, o.KubeAPIBurst)
 	assert.False(t, o.CPU.IsZero())
 	assert.False(t, o.Memory.IsZero())
-	assert.Equal(t, netip.MustParsePrefix("127.0.0.0/24"), o.PodNetwork)
-	assert.Equal(t, netip.MustParsePrefix("127.0.1.0/24"), o.ServiceNetwork)
+	assert.Equal(t, netip.MustParsePrefix("10.244.0.0/16"), o.PodNetwork)
+	assert.Equal(t, netip.MustParsePrefix("10.96.0.0/16"), o.ServiceNetwork)
 
 	o, err = Options{NodeName: "n1"}.withDefaults()
 	require.NoError(t, err)

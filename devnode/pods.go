@@ -31,8 +31,10 @@ type podWorker struct {
 	mu  sync.Mutex
 	pod *corev1.Pod // the latest from the API; nil once deleted
 
-	dir        string
-	ip         netip.Addr
+	dir string
+	ip  netip.Addr
+	// net is the pod's network namespace (nil for hostNetwork pods and before the sandbox).
+	net        *podNetwork
 	volumes    map[string]string
 	sandbox    bool
 	sandboxErr string
@@ -239,6 +241,11 @@ func (w *podWorker) setupSandbox(ctx context.Context, pod *corev1.Pod) error {
 			return err
 		}
 		w.ip = ip
+		if w.net == nil {
+			if w.net, err = w.a.network.attach(w.a.spawner, w.ip); err != nil {
+				return err
+			}
+		}
 	}
 	if err := w.writeHostsLocked(); err != nil {
 		return err

@@ -19,7 +19,8 @@ import (
 
 // A Deployment of two tiny HTTP servers with an httpGet readiness probe: the controller
 // manager makes the pods, the scheduler binds them to the devnode, and both turn Ready with
-// their own loopback IPs, each answering on its own.
+// their own IPs, each answering on its own. Both bind 0.0.0.0:8000, as servers in pods do:
+// each pod has its own network namespace.
 func TestDeploymentReplicasGetOwnIPs(t *testing.T) {
 	n := startNode(t, Options{})
 	ns := newNamespace(t, n.cs)
@@ -34,8 +35,7 @@ func TestDeploymentReplicasGetOwnIPs(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name:    "web",
 					Image:   hostImage,
-					Command: []string{"/usr/bin/python3", "-m", "http.server", "--bind", "$(POD_IP)", "8000"},
-					Env:     []corev1.EnvVar{podIPEnv()},
+					Command: []string{"/usr/bin/python3", "-m", "http.server", "--bind", "0.0.0.0", "8000"},
 					Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: 8000}},
 					ReadinessProbe: &corev1.Probe{
 						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
@@ -69,7 +69,7 @@ func TestDeploymentReplicasGetOwnIPs(t *testing.T) {
 		assert.Equal(t, corev1.PodRunning, p.Status.Phase)
 		ip, err := netip.ParseAddr(p.Status.PodIP)
 		require.NoError(t, err)
-		assert.True(t, netip.MustParsePrefix("127.0.0.0/24").Contains(ip), "pod IP %s outside the pod network", ip)
+		assert.True(t, DefaultPodNetwork.Contains(ip), "pod IP %s outside the pod network", ip)
 		require.Len(t, p.Status.PodIPs, 1)
 		ips[p.Status.PodIP] = true
 		resp, err := http.Get("http://" + p.Status.PodIP + ":8000/")

@@ -102,6 +102,9 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, c *container, wa
 		Argv: argv, Env: env.Environ(), WorkingDir: spec.WorkingDir,
 		UID: uid, GID: gid, Groups: groups, NoNewPrivs: noNewPrivs,
 	}
+	if w.net != nil {
+		hs.netns = w.net.netnsFile()
+	}
 	if image.root {
 		hs.RootDir = image.dir
 	} else {

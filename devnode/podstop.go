@@ -62,6 +62,9 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) (time.Time, 
 		}
 	}
 	w.writeStatus(ctx, pod)
+	// The directory goes first, so nothing of the pod is left on the machine once the API
+	// server says it is gone.
+	w.removeDir()
 	err := w.a.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &w.uid},
@@ -70,7 +73,6 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) (time.Time, 
 		w.log.Error("deleting the pod", "err", err)
 		return time.Now().Add(time.Second), false
 	}
-	w.removeDir()
 	w.log.Info("pod deleted")
 	return time.Time{}, true
 }
@@ -138,6 +140,15 @@ func (w *podWorker) shutdown() {
 	w.stopAll(w.a.opts.ShutdownGracePeriod, "devnode stopped")
 	w.saveState()
 	w.a.gpus.releasePrefix(string(w.uid) + "/")
+	w.releaseNetwork()
+}
+
+// releaseNetwork ends the pod's network namespace and gives its IP back.
+func (w *podWorker) releaseNetwork() {
+	if w.net != nil {
+		w.net.close()
+		w.net = nil
+	}
 	if w.ip.IsValid() {
 		w.a.podIPs.release(w.ip)
 	}
@@ -149,9 +160,7 @@ func (w *podWorker) release() {
 		return
 	}
 	w.a.gpus.releasePrefix(string(w.uid) + "/")
-	if w.ip.IsValid() {
-		w.a.podIPs.release(w.ip)
-	}
+	w.releaseNetwork()
 	w.a.gpuReleased()
 }
 

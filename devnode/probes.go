@@ -251,7 +251,7 @@ func (t probeTarget) exec(ctx context.Context, argv []string) error {
 		return errors.New("exec probe has no command")
 	}
 	pid := strconv.Itoa(t.pid)
-	args := []string{"--target", pid, "--mount", "--uts", "--pid", "--root", "--wd", "--"}
+	args := []string{"--target", pid, "--mount", "--uts", "--pid", "--net", "--root", "--wd", "--"}
 	if t.uid != 0 || t.gid != 0 || len(t.groups) > 0 {
 		args = append(args, "setpriv", "--reuid", strconv.Itoa(int(t.uid)), "--regid", strconv.Itoa(int(t.gid)))
 		if len(t.groups) > 0 {

@@ -117,6 +117,10 @@ func startProc(sp *spawner, helperPath string, spec *helperSpec, logPath string)
 	cmd.Env = []string{}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{specR, statusW, sp.lifeline}
+	if spec.netns != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.netns) // helperNetnsFD
+		spec.JoinNetns = true
+	}
 	// In a new pid namespace the child's getppid() is 0, so the runtime's "is my parent
 	// already dead" check right after fork misfires: the SIGKILL it then sends to itself
 	// (pid 1, from inside its namespace) is ignored by the kernel. The helper checks the

@@ -29,7 +29,7 @@ import (
 // ClusterDomain is the domain of the Service names devnode writes into pods' /etc/hosts.
 const ClusterDomain = "cluster.local"
 
-// ServiceRecord is one Service in <root>/services.json: the loopback address devnode proxies
+// ServiceRecord is one Service in <root>/services.json: the address devnode proxies
 // its ports on.
 type ServiceRecord struct {
 	Namespace string              `json:"namespace"`
@@ -49,7 +49,7 @@ type servicesTable struct {
 	Services []ServiceRecord `json:"services"`
 }
 
-// LookupService returns the local address ("127.0.1.x:port") at which the devnode whose root
+// LookupService returns the address ("10.96.x.y:port") at which the devnode whose root
 // directory is root proxies port of Service namespace/name, for host processes (tests,
 // `make up`) that want to reach a Service as pods do.
 func LookupService(root, namespace, name string, port int32) (string, error) {
@@ -75,10 +75,10 @@ func LookupService(root, namespace, name string, port int32) (string, error) {
 	return "", fmt.Errorf("service %s/%s is not (yet) proxied by devnode", namespace, name)
 }
 
-// serviceTable gives every ClusterIP Service a loopback address of its own and proxies each
-// of its TCP ports there to a ready endpoint. The endpoints of a Service with a selector are
-// its ready pods (the API refuses loopback addresses in EndpointSlices, so the control plane's
-// slices of devnode pods stay empty); a Service without a selector uses its EndpointSlices.
+// serviceTable gives every ClusterIP Service an address of its own (from the service network,
+// routed locally on the host) and proxies each of its TCP ports there to a ready endpoint. The
+// endpoints of a Service with a selector are its ready pods, read from the pods themselves (no
+// EndpointSlice controller needs to run); a Service without a selector uses its EndpointSlices.
 type serviceTable struct {
 	root   string
 	pool   *addrPool
@@ -244,16 +244,22 @@ func (t *serviceTable) relay(e *serviceEntry, pp *portProxy, in net.Conn) {
 		return
 	}
 	defer out.Close()
+	splice(in, out)
+}
+
+// splice copies between a and b, both ways, passing each side's end of stream on as a
+// half-close, until both directions are done.
+func splice(a, b net.Conn) {
 	done := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(out, in)
-		if tc, ok := out.(*net.TCPConn); ok {
+		_, _ = io.Copy(b, a)
+		if tc, ok := b.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 		close(done)
 	}()
-	_, _ = io.Copy(in, out)
-	if tc, ok := in.(*net.TCPConn); ok {
+	_, _ = io.Copy(a, b)
+	if tc, ok := a.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
 	<-done

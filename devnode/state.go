@@ -16,7 +16,7 @@ type podState struct {
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`
 	UID       types.UID `json:"uid"`
-	// PodIP is the pod's loopback address.
+	// PodIP is the pod's IP.
 	PodIP string `json:"podIP,omitempty"`
 	// Devices are the fake GPU ids each container holds.
 	Devices map[string][]string `json:"devices,omitempty"`

@@ -9,7 +9,8 @@ set -euo pipefail
 # snapshot numpy arrays.
 # debootstrap builds the JupyterLab 4 root filesystem (hack/rootfs.sh) devnode runs the stock
 # Jupyter image from.
-packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket python3-dill python3-numpy chromium debootstrap)
+# iproute2 and util-linux: devnode gives each pod a network namespace (ip, nsenter).
+packages=(python3-ipykernel python3-jupyter-server python3-notebook python3-websocket python3-dill python3-numpy chromium debootstrap iproute2 util-linux)
 packages+=("$@")
 
 missing=()

@@ -42,10 +42,7 @@ spec:
     spec:
       containers:
         - name: notebook
-          command: ["jupyter", "lab", "--ip=$(NOTEBOOK_IP)", "--port=8888", "--no-browser"]
-          env:
-            - name: NOTEBOOK_IP
-              valueFrom: {fieldRef: {fieldPath: status.podIP}}
+          command: ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser"]
 `, devcluster.TeamNamespace, devcluster.GatewayName))
 	t.Cleanup(func() {
 		kubectl(t, "-n", devcluster.TeamNamespace, "delete", "jupyternotebook", "notebook-bob", "--wait=false")
