@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -309,11 +310,11 @@ func (a *Agent) killLeftovers() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	for range 100 {
-		if len(ContainerProcesses(a.opts.Root)) == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond) // the kernel is reaping them
+	// The kernel is reaping them.
+	if wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 2*time.Second, true, func(context.Context) (bool, error) {
+		return len(ContainerProcesses(a.opts.Root)) == 0, nil
+	}) == nil {
+		return
 	}
 	a.log.Error("processes of a previous devnode survived SIGKILL", "left", ContainerProcesses(a.opts.Root))
 }

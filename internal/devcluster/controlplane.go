@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func (cl *Cluster) tool(name string) string { return filepath.Join(cl.cfg.ToolsBin, name) }
@@ -147,28 +150,27 @@ func (cl *Cluster) adminTLS() *tls.Config {
 // waitHTTP polls url until it answers 200, the component exits, or 2 minutes pass.
 func (cl *Cluster) waitHTTP(ctx context.Context, name, url string, tlsCfg *tls.Config) error {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	for {
+	logPath := filepath.Join(cl.cfg.Dir, "logs", name+".log")
+	errExited := fmt.Errorf("%s exited; see %s", name, logPath)
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := c.Do(req)
-		if err == nil {
+		if resp, err := c.Do(req); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return true, nil
 			}
 		}
 		for _, p := range cl.procs {
 			if p.name == name && p.exited() {
-				return fmt.Errorf("%s exited; see %s", name, filepath.Join(cl.cfg.Dir, "logs", name+".log"))
+				return false, errExited
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s is not ready at %s; see %s", name, url, filepath.Join(cl.cfg.Dir, "logs", name+".log"))
-		case <-time.After(200 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && !errors.Is(err, errExited) {
+		return fmt.Errorf("%s is not ready at %s; see %s", name, url, logPath)
 	}
+	return err
 }
 
 // writeKubeconfig writes the admin kubeconfig (client certificate, system:masters).

@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/elastic-jupyter/elastic-jupyter/devnode"
 	"github.com/elastic-jupyter/elastic-jupyter/internal/rootfs"
@@ -162,19 +165,20 @@ func (cl *Cluster) ServiceAddress(namespace, name string, port int32) (string, e
 // waitFor polls ok every half second for up to 5 minutes, failing early when the named
 // component exits.
 func (cl *Cluster) waitFor(ctx context.Context, name, what string, ok func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	for !ok() {
+	errExited := fmt.Errorf("%s exited while waiting for %s; see %s", name, what, filepath.Join(cl.cfg.Dir, "logs", name+".log"))
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 5*time.Minute, true, func(context.Context) (bool, error) {
+		if ok() {
+			return true, nil
+		}
 		if name != "" && !cl.running(name) {
-			return fmt.Errorf("%s exited while waiting for %s; see %s", name, what, filepath.Join(cl.cfg.Dir, "logs", name+".log"))
+			return false, errExited
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("timed out waiting for %s; see the logs in %s", what, filepath.Join(cl.cfg.Dir, "logs"))
-		case <-time.After(500 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && !errors.Is(err, errExited) {
+		return fmt.Errorf("timed out waiting for %s; see the logs in %s", what, filepath.Join(cl.cfg.Dir, "logs"))
 	}
-	return nil
+	return err
 }
 
 func (cl *Cluster) kubectlStdin(ctx context.Context, stdin string, args ...string) error {
