@@ -12,11 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"k8s.io/client-go/rest"
 )
 
 // devnode runs with nothing but ClusterRole: a pod with a Secret volume, a
@@ -25,23 +24,10 @@ func TestRunsWithLeastPrivilege(t *testing.T) {
 	env := controlPlane(t)
 	admin := clientset(t)
 	user := "devnode-" + strings.ToLower(rand.String(5))
-	role := ClusterRole(user)
-	_, err := admin.RbacV1().ClusterRoles().Create(context.Background(), role, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = admin.RbacV1().ClusterRoleBindings().Create(context.Background(), &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), user, metav1.DeleteOptions{})
-		_ = admin.RbacV1().ClusterRoles().Delete(context.Background(), user, metav1.DeleteOptions{})
-	})
-	u, err := env.Envtest.AddUser(envtest.User{Name: user}, nil)
+	cfg, err := env.Grant(context.Background(), rest.ImpersonationConfig{UserName: user}, ClusterRole(user))
 	require.NoError(t, err)
 
-	n := startNodeWithConfig(t, u.Config(), Options{NodeName: user})
+	n := startNodeWithConfig(t, cfg, Options{NodeName: user})
 	ns := newNamespace(t, admin)
 	_, err = admin.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Data: map[string][]byte{"page": []byte("secret page")}}, metav1.CreateOptions{})
 	require.NoError(t, err)
