@@ -50,7 +50,10 @@ func (cl *Cluster) upQuickstart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	content := fmt.Sprintf("KUBECONFIG=%s\nJUPYTER_GATEWAY_URL=%s\nNOTEBOOK_URL=%s\n", env.Kubeconfig, env.GatewayURL, env.NotebookURL)
+	// A shell sources it: `source .dev/env; kubectl get pods -A` uses this cluster and the
+	// kubectl the tools build made.
+	content := fmt.Sprintf("export KUBECONFIG=%s\nexport PATH=%s:\"$PATH\"\nexport JUPYTER_GATEWAY_URL=%s\nexport NOTEBOOK_URL=%s\n",
+		env.Kubeconfig, cl.cfg.ToolsBin, env.GatewayURL, env.NotebookURL)
 	return os.WriteFile(filepath.Join(cl.cfg.Dir, "env"), []byte(content), 0o600)
 }
 
@@ -93,7 +96,7 @@ the controller, the webhook, and team-a's gateway and notebook server.
 
   Open the notebook:   %s
                        (NOTEBOOK_URL in %s)
-  Use kubectl:         export KUBECONFIG=%s   (or: source %s)
+  Use kubectl:         source %s   (KUBECONFIG=%s, and kubectl on PATH)
 
 Then try it:
   1. In the notebook, New -> "Python 3 (1 GPU)" and run a cell:
@@ -106,6 +109,6 @@ Then try it:
   4. Run another cell: the kernel comes back on demand.
 
 Logs of every component are in %s. 'make down' stops everything.
-`, cl.cfg.GPUs, env.NotebookURL, filepath.Join(dir, "env"), env.Kubeconfig, filepath.Join(dir, "env"),
+`, cl.cfg.GPUs, env.NotebookURL, filepath.Join(dir, "env"), filepath.Join(dir, "env"), env.Kubeconfig,
 		TeamNamespace, cl.cfg.NodeName+"-gpu", TeamNamespace, filepath.Join(dir, "logs"))
 }

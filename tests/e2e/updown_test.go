@@ -53,14 +53,18 @@ func TestMakeUpThenDownLeavesNothingBehind(t *testing.T) {
 	require.NoError(t, err, "make up:\n%s", out)
 	envFile, err := os.ReadFile(filepath.Join(dir, "env"))
 	require.NoError(t, err, "make up writes the env file")
-	for _, k := range []string{"KUBECONFIG=", "JUPYTER_GATEWAY_URL=", "NOTEBOOK_URL="} {
+	for _, k := range []string{"export KUBECONFIG=", "export JUPYTER_GATEWAY_URL=", "export NOTEBOOK_URL="} {
 		assert.Contains(t, string(envFile), k)
 	}
 	for _, line := range strings.Split(string(envFile), "\n") {
-		if url, ok := strings.CutPrefix(line, "NOTEBOOK_URL="); ok {
+		if url, ok := strings.CutPrefix(line, "export NOTEBOOK_URL="); ok {
 			assert.Contains(t, out, "Open the notebook:   "+url, "make up says what to open")
 		}
 	}
+	// What the README and make up say to type: source the env file, then kubectl.
+	nodes, err := exec.Command("bash", "-c", "source "+filepath.Join(dir, "env")+" && kubectl get nodes -o name").CombinedOutput()
+	require.NoError(t, err, "source env; kubectl get nodes:\n%s", nodes)
+	assert.Contains(t, string(nodes), "node/", "kubectl reaches make up's cluster after sourcing the env file")
 	assert.Contains(t, out, "kubectl get jupyterkernels", "make up says what to try")
 
 	started := processTree(t, dir)
