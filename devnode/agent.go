@@ -341,19 +341,27 @@ func (a *Agent) removeStaleDirs(store cache.Store) {
 // the API server devnode itself talks to, so the server certificate matches what in-cluster
 // clients dial.
 func (a *Agent) serviceEnv() map[string]string {
-	u, err := url.Parse(a.apiHost)
-	if err != nil || u.Hostname() == "" {
+	host, port, ok := apiHostPort(a.apiHost)
+	if !ok {
 		return nil
 	}
-	port := u.Port()
-	if port == "" {
-		port = "443"
-	}
 	return map[string]string{
-		"KUBERNETES_SERVICE_HOST":       u.Hostname(),
+		"KUBERNETES_SERVICE_HOST":       host,
 		"KUBERNETES_SERVICE_PORT":       port,
 		"KUBERNETES_SERVICE_PORT_HTTPS": port,
 	}
+}
+
+// apiHostPort is the host and port of the API server URL apiHost (port 443 when it names none).
+func apiHostPort(apiHost string) (host, port string, ok bool) {
+	u, err := url.Parse(apiHost)
+	if err != nil || u.Hostname() == "" {
+		return "", "", false
+	}
+	if port = u.Port(); port == "" {
+		port = "443"
+	}
+	return u.Hostname(), port, true
 }
 
 func (a *Agent) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {

@@ -1,12 +1,10 @@
 package devnode
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,12 +65,8 @@ func newHostNetwork(o Options, apiHost string, log *slog.Logger) (*hostNetwork, 
 		}
 		*tool.dst = p
 	}
-	if u, err := url.Parse(apiHost); err == nil && u.Hostname() != "" {
-		if a, err := netip.ParseAddr(u.Hostname()); err == nil && a.IsLoopback() {
-			port := u.Port()
-			if port == "" {
-				port = "443"
-			}
+	if host, port, ok := apiHostPort(apiHost); ok {
+		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
 			h.api = net.JoinHostPort(a.String(), port)
 		}
 	}
@@ -247,9 +241,6 @@ func relay(c net.Conn, addr string, log *slog.Logger) {
 	splice(c, up)
 }
 
-// netnsFile is the pod's network namespace, for the helper to join.
-func (p *podNetwork) netnsFile() *os.File { return p.ns }
-
 // close ends the namespace: the relay stops, the holder is killed, and the veth pair goes
 // with the namespace.
 func (p *podNetwork) close() {
@@ -269,7 +260,7 @@ func (p *podNetwork) close() {
 		_ = p.ns.Close()
 	}
 	if _, err := os.Stat(filepath.Join("/sys/class/net", p.hostIf)); err == nil {
-		if err := p.h.run("link", "del", p.hostIf); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := p.h.run("link", "del", p.hostIf); err != nil {
 			p.h.log.Debug("removing a pod's veth", "link", p.hostIf, "err", err)
 		}
 	}

@@ -103,7 +103,7 @@ func (w *podWorker) start(ctx context.Context, pod *corev1.Pod, c *container, wa
 		UID: uid, GID: gid, Groups: groups, NoNewPrivs: noNewPrivs,
 	}
 	if w.net != nil {
-		hs.netns = w.net.netnsFile()
+		hs.netns = w.net.ns
 	}
 	if image.root {
 		hs.RootDir = image.dir
