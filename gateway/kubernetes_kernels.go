@@ -32,8 +32,13 @@ func (k *Kubernetes) kernelKey(id string) types.NamespacedName {
 
 // getKernel returns a kernel of this gateway from the cache.
 func (k *Kubernetes) getKernel(ctx context.Context, id string) (*ejv1.JupyterKernel, error) {
+	return k.readKernel(ctx, k.client, id)
+}
+
+// readKernel is getKernel through r: the cache, or the API server itself.
+func (k *Kubernetes) readKernel(ctx context.Context, r client.Reader, id string) (*ejv1.JupyterKernel, error) {
 	jk := &ejv1.JupyterKernel{}
-	if err := k.client.Get(ctx, k.kernelKey(id), jk); err != nil {
+	if err := r.Get(ctx, k.kernelKey(id), jk); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("kernel %s: %w", id, ErrNotFound)
 		}
@@ -287,6 +292,11 @@ func (k *Kubernetes) waitFor(ctx context.Context, id string, ok func(*ejv1.Jupyt
 // Shutdown implements Provisioner: deletes the JupyterKernel (its pod and Secret follow).
 func (k *Kubernetes) Shutdown(ctx context.Context, id string) error {
 	jk, err := k.getKernel(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// A kernel created a moment ago (a notebook closed right after it opened) may not be
+		// in the cache yet: only the API server can say it does not exist.
+		jk, err = k.readKernel(ctx, k.direct, id)
+	}
 	if err != nil {
 		return err
 	}

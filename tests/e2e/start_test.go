@@ -226,3 +226,35 @@ func kubectlApply(t *testing.T, manifest string) {
 	defer cancel()
 	require.NoError(t, cluster.KubectlApply(ctx, manifest))
 }
+
+// TestAKernelDeletedAsItStartsLeavesNothing: a notebook closed right after it opened deletes
+// its kernel while the start is under way (the JupyterKernel may not be in the gateway's cache
+// yet). The kernel is gone from the list at once, and its JupyterKernel and pod follow: no
+// kernel keeps running, and holding a node's resources, for nobody.
+func TestAKernelDeletedAsItStartsLeavesNothing(t *testing.T) {
+	g := newGatewayClient(t)
+	var ids []string
+	for range 5 {
+		id := g.start("python3")
+		ids = append(ids, id)
+		require.Equal(t, http.StatusNoContent, g.api("DELETE", "/api/kernels/"+id, nil, nil), "DELETE of starting kernel %s", id)
+		assert.NotContains(t, g.listed(), id, "a deleted kernel is not listed")
+	}
+	require.Eventually(t, func() bool {
+		for _, id := range ids {
+			if _, ok := kernelCR(t, id); ok {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 500*time.Millisecond, "the JupyterKernels of kernels deleted as they started are gone")
+	require.Eventually(t, func() bool {
+		pods := kubectl(t, "-n", devcluster.TeamNamespace, "get", "pods", "-o", "name")
+		for _, id := range ids {
+			if strings.Contains(pods, id) {
+				return false
+			}
+		}
+		return true
+	}, 2*time.Minute, 500*time.Millisecond, "their pods are gone")
+}
